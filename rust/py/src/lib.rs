@@ -1,0 +1,39 @@
+//! `fastbert._core`: PyO3 bindings of `fastbert-core`. Each method extracts its
+//! arguments, releases the GIL around the core call, and converts the result.
+
+mod errors;
+mod text;
+mod tokenizer;
+
+use pyo3::prelude::*;
+
+/// Raise `InternalError` from a deliberate panic, so tests can check that a
+/// panic in the core never aborts the interpreter.
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
+    errors::without_gil(py, || -> fastbert_core::Result<()> {
+        panic!("deliberate panic for the test suite")
+    })
+}
+
+/// Whether this process is a fork of the one whose thread pool we created
+/// (then batch calls run on one thread).
+#[pyfunction]
+fn _is_forked_child() -> bool {
+    fastbert_core::pool::is_forked_child()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<tokenizer::PyTokenizer>()?;
+    m.add_class::<tokenizer::PyEncoding>()?;
+    m.add(
+        "UnsupportedTokenizerError",
+        m.py().get_type::<errors::UnsupportedTokenizerError>(),
+    )?;
+    m.add("InternalError", m.py().get_type::<errors::InternalError>())?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(_is_forked_child, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! `fastbert._core.WordPieceTokenizer` and `Encoding`: extract, release the GIL,
+//! call the core, convert. No tokenization logic lives here.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fastbert_core::batch::{self, Extras, Padding};
+use fastbert_core::{
+    Direction, EncodeOptions, Encoding, Input, Tokenizer, Truncation, TruncationStrategy,
+};
+use numpy::{IntoPyArray, PyArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::errors::without_gil;
+use crate::text::utf8;
+
+/// The tokens of one input, with everything alignment and chunking need.
+#[pyclass(module = "fastbert._core", name = "Encoding", frozen)]
+pub struct PyEncoding {
+    pub inner: Encoding,
+    vocab: Arc<Vec<String>>,
+}
+
+impl PyEncoding {
+    pub fn new(inner: Encoding, vocab: Arc<Vec<String>>) -> Self {
+        PyEncoding { inner, vocab }
+    }
+}
+
+#[pymethods]
+impl PyEncoding {
+    #[getter]
+    fn ids(&self) -> Vec<u32> {
+        self.inner.ids.clone()
+    }
+    #[getter]
+    fn type_ids(&self) -> Vec<u32> {
+        self.inner.type_ids.clone()
+    }
+    #[getter]
+    fn tokens(&self) -> Vec<String> {
+        self.inner
+            .ids
+            .iter()
+            .map(|&i| self.vocab[i as usize].clone())
+            .collect()
+    }
+    /// `(start, end)` character offsets into the input string (into the word, for pre-split input).
+    #[getter]
+    fn offsets(&self) -> Vec<(u32, u32)> {
+        self.inner.offsets.clone()
+    }
+    #[getter]
+    fn word_ids(&self) -> Vec<Option<u32>> {
+        self.inner.word_ids.clone()
+    }
+    #[getter]
+    fn sequence_ids(&self) -> Vec<Option<u8>> {
+        self.inner.sequence_ids.clone()
+    }
+    #[getter]
+    fn special_tokens_mask(&self) -> Vec<u32> {
+        self.inner
+            .special_tokens_mask
+            .iter()
+            .map(|&m| m as u32)
+            .collect()
+    }
+    #[getter]
+    fn attention_mask(&self) -> Vec<u32> {
+        self.inner
+            .attention_mask
+            .iter()
+            .map(|&m| m as u32)
+            .collect()
+    }
+    #[getter]
+    fn overflowing(&self) -> Vec<PyEncoding> {
+        self.inner
+            .overflowing
+            .iter()
+            .map(|o| PyEncoding::new(o.clone(), self.vocab.clone()))
+            .collect()
+    }
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Encoding(num_tokens={}, overflowing={})",
+            self.inner.len(),
+            self.inner.overflowing.len()
+        )
+    }
+}
+
+/// Owned (or borrowed) UTF-8 for every input, kept alive while the GIL is released.
+enum Texts<'py> {
+    Texts(Vec<Cow<'py, str>>),
+    Words(Vec<Vec<Cow<'py, str>>>),
+}
+
+impl<'py> Texts<'py> {
+    fn len(&self) -> usize {
+        match self {
+            Texts::Texts(v) => v.len(),
+            Texts::Words(v) => v.len(),
+        }
+    }
+}
+
+fn extract_str<'a>(obj: &'a Bound<'_, PyAny>, what: &str, index: usize) -> PyResult<Cow<'a, str>> {
+    let s = obj.cast::<PyString>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what}[{index}] must be a str, not {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    utf8(s)
+}
+
+/// `items` is a list of str, or (pre-split) a list of lists of str.
+fn extract_texts<'py>(
+    items: &'py [Bound<'py, PyAny>],
+    words: &'py [Vec<Bound<'py, PyAny>>],
+    split: bool,
+    what: &str,
+) -> PyResult<Texts<'py>> {
+    if split {
+        let mut out = Vec::with_capacity(words.len());
+        for (i, ws) in words.iter().enumerate() {
+            let mut row = Vec::with_capacity(ws.len());
+            for w in ws {
+                row.push(extract_str(w, &format!("{what}[{i}]"), row.len())?);
+            }
+            out.push(row);
+        }
+        Ok(Texts::Words(out))
+    } else {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| extract_str(t, what, i))
+            .collect::<PyResult<_>>()
+            .map(Texts::Texts)
+    }
+}
+
+/// Hold Python references for the duration of a call.
+struct Held<'py> {
+    items: Vec<Bound<'py, PyAny>>,
+    words: Vec<Vec<Bound<'py, PyAny>>>,
+}
+
+fn hold<'py>(seq: &Bound<'py, PyAny>, split: bool, what: &str) -> PyResult<Held<'py>> {
+    if seq.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a list of inputs, not a single str"
+        )));
+    }
+    let items: Vec<Bound<'py, PyAny>> = seq.try_iter()?.collect::<PyResult<_>>()?;
+    let words = if split {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                if row.is_instance_of::<PyString>() {
+                    return Err(PyTypeError::new_err(format!(
+                        "{what}[{i}] must be a list of words when is_split_into_words=True, not a str"
+                    )));
+                }
+                row.try_iter()?.collect::<PyResult<Vec<_>>>()
+            })
+            .collect::<PyResult<_>>()?
+    } else {
+        Vec::new()
+    };
+    Ok(Held { items, words })
+}
+
+fn to_inputs<'a>(texts: &'a Texts<'_>, word_refs: &'a [Vec<&'a str>]) -> Vec<Input<'a>> {
+    match texts {
+        Texts::Texts(v) => v.iter().map(|t| Input::Text(t)).collect(),
+        Texts::Words(_) => word_refs.iter().map(|w| Input::Words(w)).collect(),
+    }
+}
+
+fn word_refs<'a>(texts: &'a Texts<'_>) -> Vec<Vec<&'a str>> {
+    match texts {
+        Texts::Texts(_) => Vec::new(),
+        Texts::Words(v) => v
+            .iter()
+            .map(|row| row.iter().map(|w| w.as_ref()).collect())
+            .collect(),
+    }
+}
+
+fn options(
+    add_special_tokens: bool,
+    max_length: Option<usize>,
+    truncation: Option<&str>,
+    stride: usize,
+    truncation_side: &str,
+) -> PyResult<EncodeOptions> {
+    let direction = side(truncation_side, "truncation_side")?;
+    let truncation = match truncation {
+        None => None,
+        Some(name) => {
+            let strategy = match name {
+                "longest_first" => TruncationStrategy::LongestFirst,
+                "only_first" => TruncationStrategy::OnlyFirst,
+                "only_second" => TruncationStrategy::OnlySecond,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "truncation must be 'longest_first', 'only_first' or 'only_second', not {other:?}"
+                    )))
+                }
+            };
+            let max_length =
+                max_length.ok_or_else(|| PyValueError::new_err("truncation needs max_length"))?;
+            Some(Truncation {
+                max_length,
+                stride,
+                strategy,
+                direction,
+            })
+        }
+    };
+    Ok(EncodeOptions {
+        add_special_tokens,
+        truncation,
+    })
+}
+
+fn side(name: &str, field: &str) -> PyResult<Direction> {
+    match name {
+        "right" => Ok(Direction::Right),
+        "left" => Ok(Direction::Left),
+        other => Err(PyValueError::new_err(format!(
+            "{field} must be 'right' or 'left', not {other:?}"
+        ))),
+    }
+}
+
+/// BERT WordPiece tokenizer with Hugging Face `tokenizers` parity.
+#[pyclass(module = "fastbert._core", name = "WordPieceTokenizer", frozen)]
+pub struct PyTokenizer {
+    inner: Arc<Tokenizer>,
+}
+
+#[pymethods]
+impl PyTokenizer {
+    /// Load from a model folder, a `tokenizer.json` or a `vocab.txt`.
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = without_gil(py, || Tokenizer::from_path(&path))?;
+        Ok(PyTokenizer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab().len()
+    }
+    #[getter]
+    fn unk_token_id(&self) -> u32 {
+        self.inner.unk_id()
+    }
+    #[getter]
+    fn pad_token_id(&self) -> u32 {
+        self.inner.pad_id()
+    }
+    #[getter]
+    fn source(&self) -> PathBuf {
+        self.inner.spec().source.clone()
+    }
+    /// `(clean_text, handle_chinese_chars, strip_accents, lowercase)`, or None without a normalizer.
+    #[getter]
+    fn normalizer(&self) -> Option<(bool, bool, bool, bool)> {
+        self.inner.normalizer().map(|f| {
+            (
+                f.clean_text,
+                f.handle_chinese_chars,
+                f.strip_accents,
+                f.lowercase,
+            )
+        })
+    }
+    #[getter]
+    fn added_tokens(&self) -> Vec<(String, u32, bool)> {
+        self.inner
+            .spec()
+            .added_tokens
+            .iter()
+            .map(|t| (t.content.clone(), t.id, t.special))
+            .collect()
+    }
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.vocab().get(id as usize).cloned()
+    }
+    fn get_vocab(&self) -> Vec<String> {
+        self.inner.vocab().as_ref().clone()
+    }
+    fn num_special_tokens_to_add(&self, is_pair: bool) -> usize {
+        self.inner.num_special_tokens(is_pair)
+    }
+
+    #[pyo3(signature = (inputs, pairs=None, *, is_split_into_words=false, add_special_tokens=true,
+                        max_length=None, truncation=None, stride=0, truncation_side="right", num_threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        inputs: &Bound<'_, PyAny>,
+        pairs: Option<&Bound<'_, PyAny>>,
+        is_split_into_words: bool,
+        add_special_tokens: bool,
+        max_length: Option<usize>,
+        truncation: Option<&str>,
+        stride: usize,
+        truncation_side: &str,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<PyEncoding>> {
+        let opts = options(
+            add_special_tokens,
+            max_length,
+            truncation,
+            stride,
+            truncation_side,
+        )?;
+        let encodings =
+            self.run_batch(py, inputs, pairs, is_split_into_words, &opts, num_threads)?;
+        let vocab = self.inner.vocab();
+        Ok(encodings
+            .into_iter()
+            .map(|e| PyEncoding::new(e, vocab.clone()))
+            .collect())
+    }
+
+    /// Encode and pad in one call; returns a dict of int64 numpy arrays named as in
+    /// `transformers`. `padding` is "longest", "max_length" or "do_not_pad".
+    #[pyo3(signature = (inputs, pairs=None, *, is_split_into_words=false, add_special_tokens=true,
+                        max_length=None, truncation=None, stride=0, truncation_side="right",
+                        padding="longest", pad_to_multiple_of=None, padding_side="right",
+                        return_offsets_mapping=false, return_special_tokens_mask=false,
+                        return_word_ids=false, return_sequence_ids=false,
+                        return_overflowing_tokens=false, num_threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn batch_arrays<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: &Bound<'py, PyAny>,
+        pairs: Option<&Bound<'py, PyAny>>,
+        is_split_into_words: bool,
+        add_special_tokens: bool,
+        max_length: Option<usize>,
+        truncation: Option<&str>,
+        stride: usize,
+        truncation_side: &str,
+        padding: &str,
+        pad_to_multiple_of: Option<usize>,
+        padding_side: &str,
+        return_offsets_mapping: bool,
+        return_special_tokens_mask: bool,
+        return_word_ids: bool,
+        return_sequence_ids: bool,
+        return_overflowing_tokens: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let opts = options(
+            add_special_tokens,
+            max_length,
+            truncation,
+            stride,
+            truncation_side,
+        )?;
+        let padding =
+            match padding {
+                "longest" => Padding::Longest,
+                "max_length" => Padding::MaxLength(max_length.ok_or_else(|| {
+                    PyValueError::new_err("padding='max_length' needs max_length")
+                })?),
+                "do_not_pad" => Padding::None,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "padding must be 'longest', 'max_length' or 'do_not_pad', not {other:?}"
+                    )))
+                }
+            };
+        let direction = side(padding_side, "padding_side")?;
+        let extras = Extras {
+            offsets: return_offsets_mapping,
+            special_tokens_mask: return_special_tokens_mask,
+            word_ids: return_word_ids,
+            sequence_ids: return_sequence_ids,
+            overflowing: return_overflowing_tokens,
+        };
+        let encodings =
+            self.run_batch(py, inputs, pairs, is_split_into_words, &opts, num_threads)?;
+        let pad_id = self.inner.pad_id();
+        let out = without_gil(py, || {
+            batch::pad_batch(
+                &encodings,
+                padding,
+                pad_to_multiple_of,
+                pad_id,
+                direction,
+                extras,
+                num_threads,
+            )
+        })?;
+        let dict = PyDict::new(py);
+        let shape2 = [out.rows, out.cols];
+        dict.set_item("input_ids", out.input_ids.into_pyarray(py).reshape(shape2)?)?;
+        dict.set_item(
+            "token_type_ids",
+            out.token_type_ids.into_pyarray(py).reshape(shape2)?,
+        )?;
+        dict.set_item(
+            "attention_mask",
+            out.attention_mask.into_pyarray(py).reshape(shape2)?,
+        )?;
+        if let Some(v) = out.special_tokens_mask {
+            dict.set_item("special_tokens_mask", v.into_pyarray(py).reshape(shape2)?)?;
+        }
+        if let Some(v) = out.offset_mapping {
+            dict.set_item(
+                "offset_mapping",
+                v.into_pyarray(py).reshape([out.rows, out.cols, 2])?,
+            )?;
+        }
+        if let Some(v) = out.word_ids {
+            dict.set_item("word_ids", v.into_pyarray(py).reshape(shape2)?)?;
+        }
+        if let Some(v) = out.sequence_ids {
+            dict.set_item("sequence_ids", v.into_pyarray(py).reshape(shape2)?)?;
+        }
+        if let Some(v) = out.overflow_to_sample_mapping {
+            dict.set_item("overflow_to_sample_mapping", v.into_pyarray(py))?;
+        }
+        Ok(dict)
+    }
+}
+
+impl PyTokenizer {
+    pub fn core(&self) -> &Arc<Tokenizer> {
+        &self.inner
+    }
+
+    fn run_batch(
+        &self,
+        py: Python<'_>,
+        inputs: &Bound<'_, PyAny>,
+        pairs: Option<&Bound<'_, PyAny>>,
+        split: bool,
+        opts: &EncodeOptions,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Encoding>> {
+        let held = hold(inputs, split, "inputs")?;
+        let held_pairs = pairs.map(|p| hold(p, split, "pairs")).transpose()?;
+        let texts = extract_texts(&held.items, &held.words, split, "inputs")?;
+        let pair_texts = held_pairs
+            .as_ref()
+            .map(|h| extract_texts(&h.items, &h.words, split, "pairs"))
+            .transpose()?;
+        if let Some(p) = &pair_texts {
+            if p.len() != texts.len() {
+                return Err(PyValueError::new_err(format!(
+                    "got {} inputs but {} pairs; they must match one to one",
+                    texts.len(),
+                    p.len()
+                )));
+            }
+        }
+        let refs = word_refs(&texts);
+        let pair_refs = pair_texts.as_ref().map(word_refs);
+        let ins = to_inputs(&texts, &refs);
+        let pair_ins = pair_texts
+            .as_ref()
+            .zip(pair_refs.as_ref())
+            .map(|(t, r)| to_inputs(t, r));
+        let tok = self.inner.clone();
+        without_gil(py, || {
+            batch::encode_batch(&tok, &ins, pair_ins.as_deref(), opts, num_threads)
+        })
+    }
+}
