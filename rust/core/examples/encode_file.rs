@@ -12,7 +12,7 @@ fn main() {
     }
     let lines: Vec<&str> = text.lines().collect();
     let inputs: Vec<Input> = lines.iter().map(|l| Input::Text(l)).collect();
-    for threads in [1, 1, 2, 2] {
+    for threads in [1, 1, 1, 1] {
         let t = Instant::now();
         let encs = batch::encode_batch(
             &tok,
