@@ -5,7 +5,9 @@ use fastbert_core::{batch, EncodeOptions, Input, Tokenizer};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let t = Instant::now();
     let tok = Tokenizer::from_path(std::path::Path::new(&args[1])).expect("load");
+    println!("load: {:.3}s", t.elapsed().as_secs_f64());
     let mut text = String::new();
     for f in &args[2..] {
         text.push_str(&std::fs::read_to_string(f).expect("read"));

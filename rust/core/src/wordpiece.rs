@@ -19,13 +19,9 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
-
 const NONE: u32 = u32::MAX;
 pub const ROOT: u32 = 0;
 pub const SUFFIX_ROOT: u32 = 1;
-/// Nodes with at least this many children get a dense transition table.
-const DENSE_MIN_CHILDREN: usize = 6;
 
 /// One token emitted for a word: id and byte range inside the word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,14 +31,10 @@ pub struct Piece {
     pub end: u32,
 }
 
-#[derive(Clone, Debug)]
-struct Node {
-    /// Children, sorted by byte, as a range into `edge_bytes` / `edge_targets`.
-    edges_start: u32,
-    edges_len: u32,
-    /// Index into `dense`, or NONE.
-    dense: u32,
-    /// Token id of the string spelled by the path to this node, if it is in the vocabulary.
+/// What LinMaxMatch needs of a state besides its transitions.
+#[derive(Clone, Copy, Debug)]
+struct State {
+    /// Token id of the string spelled by the path to this state, if it is in the vocabulary.
     token: u32,
     depth: u32,
     fail: u32,
@@ -51,31 +43,34 @@ struct Node {
     pops_len: u32,
 }
 
+const EMPTY: State = State {
+    token: NONE,
+    depth: 0,
+    fail: NONE,
+    pops_start: 0,
+    pops_len: 0,
+};
+
 /// A vocabulary compiled for LinMaxMatch.
+///
+/// Transitions live in a double-array trie (Aoe, 1989): the child of state `s`
+/// on byte `c` is `t = base[s] + c` if `check[t] == s`. Two small arrays and two
+/// loads per byte keep the walk in cache, which is where the time goes.
 #[derive(Clone, Debug)]
 pub struct WordPiece {
-    nodes: Vec<Node>,
-    edge_bytes: Vec<u8>,
-    edge_targets: Vec<u32>,
-    /// Dense 256-entry transition tables for the nodes with many children (the two
-    /// roots and the first levels below them, where most lookups happen); other
-    /// nodes scan their few sorted children.
-    dense: Vec<[u32; 256]>,
+    base: Vec<u32>,
+    check: Vec<u32>,
+    states: Vec<State>,
     /// (token id, byte length) of every failure pop.
     pops: Vec<(u32, u32)>,
-    /// Whole-word shortcut: a word that is itself a vocabulary entry is its own
-    /// longest match, so MaxMatch (and LinMaxMatch) would return exactly it. Most
-    /// words of running text take this path.
-    whole_words: FxHashMap<Box<[u8]>, u32>,
     unk_id: u32,
     max_input_chars_per_word: usize,
 }
 
-/// A trie under construction, with map children (sorted later).
+/// A trie under construction, with list children.
 struct Builder {
     children: Vec<Vec<(u8, u32)>>,
     token: Vec<u32>,
-    depth: Vec<u32>,
 }
 
 impl Builder {
@@ -83,7 +78,6 @@ impl Builder {
         Builder {
             children: vec![Vec::new(), Vec::new()],
             token: vec![NONE, NONE],
-            depth: vec![0, 0],
         }
     }
 
@@ -96,7 +90,6 @@ impl Builder {
                     let child = self.token.len() as u32;
                     self.children.push(Vec::new());
                     self.token.push(NONE);
-                    self.depth.push(self.depth[node as usize] + 1);
                     self.children[node as usize].push((b, child));
                     child
                 }
@@ -116,12 +109,10 @@ impl WordPiece {
         max_input_chars_per_word: usize,
     ) -> Self {
         let mut b = Builder::new();
-        let mut whole_words = FxHashMap::default();
         for (id, token) in vocab.iter().enumerate() {
             if token.is_empty() {
                 continue;
             }
-            whole_words.insert(token.as_bytes().into(), id as u32);
             b.insert(ROOT, token.as_bytes(), id as u32);
             if !prefix.is_empty() {
                 if let Some(rest) = token.strip_prefix(prefix) {
@@ -134,114 +125,150 @@ impl WordPiece {
                 b.insert(SUFFIX_ROOT, token.as_bytes(), id as u32);
             }
         }
-        let n = b.token.len();
-        let mut nodes = Vec::with_capacity(n);
-        let mut edge_bytes = Vec::new();
-        let mut edge_targets = Vec::new();
-        for (i, children) in b.children.iter_mut().enumerate() {
-            children.sort_unstable_by_key(|(c, _)| *c);
-            nodes.push(Node {
-                edges_start: edge_bytes.len() as u32,
-                edges_len: children.len() as u32,
-                dense: NONE,
-                token: b.token[i],
-                depth: b.depth[i],
-                fail: NONE,
-                pops_start: 0,
-                pops_len: 0,
-            });
-            for &(c, t) in children.iter() {
-                edge_bytes.push(c);
-                edge_targets.push(t);
-            }
-        }
         let mut wp = WordPiece {
-            nodes,
-            edge_bytes,
-            edge_targets,
-            dense: Vec::new(),
-            whole_words,
+            base: Vec::new(),
+            check: Vec::new(),
+            states: Vec::new(),
             pops: Vec::new(),
             unk_id,
             max_input_chars_per_word,
         };
-        for i in 0..wp.nodes.len() {
-            let (start, len) = (
-                wp.nodes[i].edges_start as usize,
-                wp.nodes[i].edges_len as usize,
-            );
-            if i as u32 == ROOT || i as u32 == SUFFIX_ROOT || len >= DENSE_MIN_CHILDREN {
-                let mut table = [NONE; 256];
-                for k in start..start + len {
-                    table[wp.edge_bytes[k] as usize] = wp.edge_targets[k];
-                }
-                wp.nodes[i].dense = wp.dense.len() as u32;
-                wp.dense.push(table);
-            }
-        }
-        wp.compute_failure_links();
+        let children = wp.build_double_array(&mut b);
+        wp.compute_failure_links(&children);
         wp
     }
 
-    #[inline]
-    fn child(&self, node: u32, byte: u8) -> u32 {
-        let n = &self.nodes[node as usize];
-        if n.dense != NONE {
-            return self.dense[n.dense as usize][byte as usize];
+    /// Place every builder node in the double array, breadth-first (so the hot
+    /// top of the trie is packed together). Returns each state's children as
+    /// `(byte, state)` for the failure-link pass.
+    fn build_double_array(&mut self, b: &mut Builder) -> Vec<Vec<(u8, u32)>> {
+        let n = b.token.len();
+        let mut slot = vec![NONE; n];
+        let grow = |wp: &mut WordPiece, len: usize| {
+            if wp.check.len() < len {
+                wp.check.resize(len, NONE);
+                wp.base.resize(len, 0);
+                wp.states.resize(len, EMPTY);
+            }
+        };
+        grow(self, 2);
+        // The two roots sit at states 0 and 1; `check` of a root points at itself.
+        for root in [ROOT, SUFFIX_ROOT] {
+            slot[root as usize] = root;
+            self.check[root as usize] = root;
         }
-        let s = n.edges_start as usize;
-        let bytes = &self.edge_bytes[s..s + n.edges_len as usize];
-        match bytes.iter().position(|&c| c == byte) {
-            Some(k) => self.edge_targets[s + k],
-            None => NONE,
+        // `next_free[i]` leads (union-find style, with path halving) to the first
+        // free slot at or after `i`, so placing a node never rescans occupied runs.
+        let mut next_free: Vec<u32> = Vec::new();
+        fn find(next_free: &mut Vec<u32>, mut i: usize) -> usize {
+            if next_free.len() <= i + 256 {
+                let n = next_free.len();
+                next_free.extend((n..(i + 1024).max(2 * n)).map(|k| k as u32));
+            }
+            while next_free[i] as usize != i {
+                let up = next_free[next_free[i] as usize];
+                next_free[i] = up;
+                i = up as usize;
+            }
+            i
+        }
+        let occupy = |next_free: &mut Vec<u32>, i: usize| {
+            find(next_free, i + 1);
+            next_free[i] = (i + 1) as u32;
+        };
+        occupy(&mut next_free, 0);
+        occupy(&mut next_free, 1);
+        let mut queue = VecDeque::from([ROOT, SUFFIX_ROOT]);
+        while let Some(node) = queue.pop_front() {
+            let kids = &mut b.children[node as usize];
+            kids.sort_unstable_by_key(|(c, _)| *c);
+            let s = slot[node as usize] as usize;
+            self.states[s].token = b.token[node as usize];
+            if kids.is_empty() {
+                continue;
+            }
+            let lo = kids[0].0 as usize;
+            // The smallest base such that every child lands on a free slot (and
+            // never on the two roots).
+            let mut pos = find(&mut next_free, lo.max(2));
+            let base = loop {
+                let base = pos - lo;
+                grow(self, base + 256);
+                if kids
+                    .iter()
+                    .all(|&(c, _)| self.check[base + c as usize] == NONE)
+                {
+                    break base;
+                }
+                pos = find(&mut next_free, pos + 1);
+            };
+            self.base[s] = base as u32;
+            for &(c, child) in kids.iter() {
+                let t = base + c as usize;
+                self.check[t] = s as u32;
+                occupy(&mut next_free, t);
+                slot[child as usize] = t as u32;
+                self.states[t].depth = self.states[s].depth + 1;
+                queue.push_back(child);
+            }
+        }
+        let mut children = vec![Vec::new(); self.check.len()];
+        for (node, kids) in b.children.iter().enumerate() {
+            let s = slot[node];
+            if s != NONE {
+                children[s as usize] = kids.iter().map(|&(c, k)| (c, slot[k as usize])).collect();
+            }
+        }
+        children
+    }
+
+    #[inline(always)]
+    fn child(&self, state: u32, byte: u8) -> u32 {
+        let t = self.base[state as usize] as usize + byte as usize;
+        match self.check.get(t) {
+            Some(&owner) if owner == state && t > SUFFIX_ROOT as usize => t as u32,
+            _ => NONE,
         }
     }
 
     /// Algorithm 2 of the paper: breadth-first over both tries.
-    fn compute_failure_links(&mut self) {
+    fn compute_failure_links(&mut self, children: &[Vec<(u8, u32)>]) {
         let mut queue = VecDeque::from([ROOT, SUFFIX_ROOT]);
         let mut scratch: Vec<(u32, u32)> = Vec::new();
         while let Some(v) = queue.pop_front() {
-            let (s, l) = (
-                self.nodes[v as usize].edges_start as usize,
-                self.nodes[v as usize].edges_len as usize,
-            );
-            for k in s..s + l {
-                let c = self.edge_bytes[k];
-                let u = self.edge_targets[k];
+            for &(c, u) in &children[v as usize] {
                 queue.push_back(u);
-                let un = &self.nodes[u as usize];
-                if un.token != NONE {
-                    let pop = (un.token, un.depth);
+                let us = self.states[u as usize];
+                if us.token != NONE {
                     let start = self.pops.len() as u32;
-                    self.pops.push(pop);
-                    let un = &mut self.nodes[u as usize];
-                    un.fail = SUFFIX_ROOT;
-                    un.pops_start = start;
-                    un.pops_len = 1;
+                    self.pops.push((us.token, us.depth));
+                    let us = &mut self.states[u as usize];
+                    us.fail = SUFFIX_ROOT;
+                    us.pops_start = start;
+                    us.pops_len = 1;
                     continue;
                 }
-                let vn = &self.nodes[v as usize];
-                let mut z = vn.fail;
+                let vs = self.states[v as usize];
+                let mut z = vs.fail;
                 scratch.clear();
                 scratch.extend_from_slice(
-                    &self.pops[vn.pops_start as usize..(vn.pops_start + vn.pops_len) as usize],
+                    &self.pops[vs.pops_start as usize..(vs.pops_start + vs.pops_len) as usize],
                 );
                 while z != NONE && self.child(z, c) == NONE {
-                    let zn = &self.nodes[z as usize];
+                    let zs = self.states[z as usize];
                     scratch.extend_from_slice(
-                        &self.pops[zn.pops_start as usize..(zn.pops_start + zn.pops_len) as usize],
+                        &self.pops[zs.pops_start as usize..(zs.pops_start + zs.pops_len) as usize],
                     );
-                    z = zn.fail;
+                    z = zs.fail;
                 }
                 if z != NONE {
                     let target = self.child(z, c);
                     let start = self.pops.len() as u32;
                     self.pops.extend_from_slice(&scratch);
-                    let un = &mut self.nodes[u as usize];
-                    un.fail = target;
-                    un.pops_start = start;
-                    un.pops_len = scratch.len() as u32;
+                    let us = &mut self.states[u as usize];
+                    us.fail = target;
+                    us.pops_start = start;
+                    us.pops_len = scratch.len() as u32;
                 }
             }
         }
@@ -257,14 +284,6 @@ impl WordPiece {
         };
         if n_chars > self.max_input_chars_per_word {
             out.push(unk);
-            return;
-        }
-        if let Some(&id) = self.whole_words.get(word) {
-            out.push(Piece {
-                id,
-                start: 0,
-                end: word.len() as u32,
-            });
             return;
         }
         let mark = out.len();
@@ -287,7 +306,7 @@ impl WordPiece {
                     u = next;
                     break;
                 }
-                let n = &self.nodes[u as usize];
+                let n = &self.states[u as usize];
                 if n.fail == NONE {
                     out.truncate(mark);
                     out.push(unk);
@@ -301,7 +320,7 @@ impl WordPiece {
             }
         }
         while u != SUFFIX_ROOT {
-            let n = &self.nodes[u as usize];
+            let n = &self.states[u as usize];
             if n.fail == NONE {
                 out.truncate(mark);
                 out.push(unk);
