@@ -1,6 +1,7 @@
 //! `fastbert._core`: PyO3 bindings of `fastbert-core`. Each method extracts its
 //! arguments, releases the GIL around the core call, and converts the result.
 
+mod align;
 mod errors;
 mod text;
 mod tokenizer;
@@ -34,6 +35,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", m.py().get_type::<errors::InternalError>())?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(_is_forked_child, m)?)?;
+    m.add_function(wrap_pyfunction!(align::word_labels_to_token_labels, m)?)?;
+    m.add_function(wrap_pyfunction!(align::spans_to_bio, m)?)?;
+    m.add_function(wrap_pyfunction!(align::word_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(align::token_entities, m)?)?;
+    m.add_function(wrap_pyfunction!(align::chunk_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(align::vote_windows, m)?)?;
+    m.add_function(wrap_pyfunction!(align::mean_windows, m)?)?;
+    m.add_function(wrap_pyfunction!(align::merge_tokens, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,617 @@
+"""Label alignment for token classification, both ways, in one Rust pass over numpy arrays.
+
+Training (labels to tokens):
+
+- :func:`word_labels_to_token_labels`: one label per word → one label per token.
+- :func:`tokenize_and_align`: tokenize pre-split words and align their labels in one go.
+- :func:`spans_to_bio`: character spans ``(start, end, label)`` → BIO token labels.
+
+Prediction (tokens back to words and text):
+
+- :func:`token_to_word_predictions`: token logits (or label ids) → one label and score per word.
+- :func:`token_to_entities`: token logits (or label ids) → entities with character offsets.
+
+Shapes: ``word_ids`` is ``(rows, cols)`` int64 with -1 for special and padding tokens,
+``offsets`` is ``(rows, cols, 2)``, logits are ``(rows, cols, classes)``; exactly what
+``fastbert.Tokenizer.__call__`` returns with ``return_word_ids=True`` and
+``return_offsets_mapping=True``. Rows are samples, or overflowing windows of
+samples (then pass ``row_to_sample``, i.e. ``overflow_to_sample_mapping``).
+
+Every fast function has a slow, readable reference here (``_reference_*``), written
+with plain Python loops; ``tests/test_align.py`` compares the two on generated inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from fastbert import _core
+
+IGNORE_INDEX = -100
+"""The label PyTorch's ``cross_entropy`` skips by default."""
+
+Strategy = Literal["first", "all"]
+Aggregation = Literal["none", "first", "average", "max"]
+Span = tuple[int, int, "int | str"]
+
+__all__ = [
+    "IGNORE_INDEX",
+    "b_to_i_map",
+    "bio_labels",
+    "spans_to_bio",
+    "token_to_entities",
+    "token_to_word_predictions",
+    "tokenize_and_align",
+    "word_labels_to_token_labels",
+]
+
+
+# ---------------------------------------------------------------- helpers
+def _numpy(x: Any) -> np.ndarray:
+    """A numpy view of ``x`` (numpy array, torch tensor on any device, or nested lists)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _int64(x: Any, name: str, ndim: int) -> np.ndarray:
+    a = _numpy(x)
+    if a.size == 0:
+        a = a.astype(np.int64)
+    if a.dtype.kind not in "iub":
+        raise TypeError(f"{name} must hold integers, not {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _rows2d(word_ids: Any) -> tuple[np.ndarray, bool]:
+    """``word_ids`` as ``(rows, cols)``; True when a single ``(cols,)`` row was given."""
+    a = _numpy(word_ids)
+    single = a.ndim == 1
+    return _int64(a[None, :] if single else a, "word_ids", 2), single
+
+
+def _ragged(per_sample: Sequence[Sequence[int]], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample int sequences → one flat int64 array and ``(samples + 1,)`` offsets."""
+    lengths = np.fromiter((len(s) for s in per_sample), dtype=np.int64, count=len(per_sample))
+    offsets = np.zeros(len(per_sample) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if int(offsets[-1]) == 0:
+        return np.zeros(0, dtype=np.int64), offsets
+    flat = np.concatenate([_numpy(s).reshape(-1) for s in per_sample if len(s)])
+    if flat.dtype.kind not in "iub":
+        raise TypeError(f"{name} must hold integers, not {flat.dtype}")
+    return np.ascontiguousarray(flat, dtype=np.int64), offsets
+
+
+def bio_labels(label_names: Sequence[str]) -> list[str]:
+    """The label list :func:`spans_to_bio` uses: ``["O", "B-t0", "I-t0", "B-t1", ...]``.
+
+    ``B-t`` has id ``2 * k + 1`` and ``I-t`` id ``2 * k + 2`` for ``t = label_names[k]``.
+    """
+    out = ["O"]
+    for name in label_names:
+        out += [f"B-{name}", f"I-{name}"]
+    return out
+
+
+def b_to_i_map(labels: Sequence[str] | Mapping[int, str]) -> dict[int, int]:
+    """``{id of B-x: id of I-x}`` for every ``B-x`` whose ``I-x`` is also a label.
+
+    ``labels`` is a label list (index = id) or an ``id2label`` mapping.
+    """
+    id2label = dict(labels) if isinstance(labels, Mapping) else dict(enumerate(labels))
+    label2id = {name: i for i, name in id2label.items()}
+    return {
+        i: label2id["I-" + name[2:]]
+        for i, name in id2label.items()
+        if name.startswith("B-") and "I-" + name[2:] in label2id
+    }
+
+
+# ------------------------------------------------------- word labels → tokens
+def word_labels_to_token_labels(
+    word_ids: Any,
+    word_labels: Sequence[Sequence[int]],
+    *,
+    strategy: Strategy = "first",
+    b_to_i: Mapping[int, int] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    row_to_sample: Any = None,
+) -> np.ndarray:
+    """Spread one label per word over the word's tokens.
+
+    Args:
+        word_ids: int ``(rows, cols)`` (or ``(cols,)``), -1 for special and padding tokens.
+        word_labels: per sample, one int label per word (``word_labels[s][w]``).
+        strategy: ``"first"``: a word's first token carries its label, the others get
+            ``ignore_index``. ``"all"``: every token carries it, continuation tokens
+            mapped through ``b_to_i`` (``B-x`` id → ``I-x`` id; see :func:`b_to_i_map`).
+        b_to_i: for ``"all"``; labels not in it are copied unchanged.
+        ignore_index: the label of special, padding and (``"first"``) continuation tokens.
+        row_to_sample: ``(rows,)`` sample of each row (``overflow_to_sample_mapping``);
+            default: row ``r`` is sample ``r``.
+
+    Returns:
+        int64 labels shaped like ``word_ids``.
+
+    A token starts a word when its word id differs from the previous token's, as in
+    Hugging Face's ``word_ids()`` loop; so the first token of an overflowing window
+    that starts mid-word is labelled too. For pair inputs (whose word ids restart in
+    the second text), set the other text's word ids to -1 first.
+
+    Raises ``ValueError`` naming the sample, row and column when a word id has no label.
+    """
+    ids, single = _rows2d(word_ids)
+    flat, offsets = _ragged(word_labels, "word_labels")
+    mapping = None if row_to_sample is None else _int64(row_to_sample, "row_to_sample", 1)
+    pairs = [(int(b), int(i)) for b, i in (b_to_i or {}).items()]
+    out = _core.word_labels_to_token_labels(ids, flat, offsets, mapping, strategy, pairs, ignore_index)
+    return out[0] if single else out
+
+
+def tokenize_and_align(
+    tok: Any,
+    words: Sequence[Sequence[str]],
+    labels: Sequence[Sequence[int]],
+    *,
+    strategy: Strategy = "first",
+    b_to_i: Mapping[int, int] | None = None,
+    max_length: int | None = None,
+    truncation: bool | str = False,
+    padding: bool | str = True,
+    stride: int = 0,
+    return_overflowing_tokens: bool = False,
+    return_tensors: Literal["np", "pt"] = "np",
+    ignore_index: int = IGNORE_INDEX,
+) -> dict[str, Any]:
+    """Tokenize pre-split ``words`` and align their word ``labels`` to the tokens.
+
+    Calls ``tok(words, is_split_into_words=True, return_word_ids=True, ...)`` and then
+    :func:`word_labels_to_token_labels` (one Rust call). Returns ``tok``'s arrays plus
+    ``labels`` ``(rows, cols)``; ``word_ids`` and (with overflow)
+    ``overflow_to_sample_mapping`` stay in the dict, so drop them before ``model(**batch)``.
+
+    Args:
+        tok: a :class:`fastbert.Tokenizer`.
+        words: per sample, its list of words.
+        labels: per sample, one int label per word (same lengths as ``words``).
+        Others: as in :func:`word_labels_to_token_labels` and ``Tokenizer.__call__``.
+    """
+    if isinstance(words, str) or (len(words) and isinstance(words[0], str)):
+        raise TypeError("words must be a list of word lists (one list per sample)")
+    if len(words) != len(labels):
+        raise ValueError(f"got {len(words)} samples of words but {len(labels)} of labels")
+    for i, (w, lab) in enumerate(zip(words, labels, strict=True)):
+        if len(w) != len(lab):
+            raise ValueError(f"sample {i}: {len(w)} words but {len(lab)} labels")
+    enc = tok(
+        list(words),
+        is_split_into_words=True,
+        return_word_ids=True,
+        padding=padding,
+        truncation=truncation,
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=return_overflowing_tokens,
+        return_tensors="np",
+    )
+    enc["labels"] = word_labels_to_token_labels(
+        enc["word_ids"],
+        labels,
+        strategy=strategy,
+        b_to_i=b_to_i,
+        ignore_index=ignore_index,
+        row_to_sample=enc.get("overflow_to_sample_mapping"),
+    )
+    if return_tensors == "pt":
+        import torch
+
+        return {k: torch.from_numpy(v) for k, v in enc.items()}
+    if return_tensors != "np":
+        raise ValueError(f"return_tensors must be 'np' or 'pt', not {return_tensors!r}")
+    return enc
+
+
+# ------------------------------------------------------------ spans → BIO
+def spans_to_bio(
+    offsets: Any,
+    spans: Sequence[Sequence[Span]],
+    label_names: Sequence[str],
+    *,
+    word_ids: Any = None,
+    row_to_sample: Any = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> np.ndarray:
+    """Character-span annotations → BIO token labels.
+
+    Args:
+        offsets: int ``(rows, cols, 2)`` (or ``(cols, 2)``) character offsets of each
+            token into its sample's text (``offset_mapping`` of a text, not of pre-split words).
+        spans: per sample, ``(start, end, label)`` with ``end`` exclusive and ``label`` a
+            name in ``label_names`` or its index.
+        label_names: entity types; the label ids are those of :func:`bio_labels`
+            (``O`` = 0, ``B-label_names[k]`` = ``2k+1``, ``I-...`` = ``2k+2``).
+        word_ids: optional ``(rows, cols)``; tokens with word id -1 are special. Without
+            it, tokens with an empty offset span (start == end) are special: in BERT
+            WordPiece only special and padding tokens have one.
+        row_to_sample: ``(rows,)``, as in :func:`word_labels_to_token_labels`.
+        ignore_index: the label of special and padding tokens.
+
+    Returns:
+        int64 ``(rows, cols)`` labels.
+
+    A token is inside a span when their character ranges overlap. The first token of
+    a span in a row gets ``B-``, later ones ``I-``. Overlapping (or nested) spans raise
+    ``ValueError`` naming both, since BIO cannot express them. Spans that do not
+    overlap but fall inside one token give that token to the earlier span.
+    """
+    off = _numpy(offsets)
+    single = off.ndim == 2
+    off = _int64(off[None] if single else off, "offsets", 3)
+    if off.shape[-1] != 2:
+        raise ValueError(f"offsets must be (rows, cols, 2), got shape {off.shape}")
+    index = {name: k for k, name in enumerate(label_names)}
+    triples: list[list[tuple[int, int, int]]] = []
+    for s, sample_spans in enumerate(spans):
+        row = []
+        for j, span in enumerate(sample_spans):
+            start, end, label = span
+            if isinstance(label, str):
+                if label not in index:
+                    raise ValueError(f"sample {s}, span {j}: label {label!r} is not in label_names")
+                label = index[label]
+            row.append((int(start), int(end), int(label)))
+        triples.append(row)
+    flat = np.array([t for row in triples for t in row], dtype=np.int64).reshape(-1, 3)
+    counts = np.zeros(len(triples) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in triples], out=counts[1:])
+    wid = None if word_ids is None else _rows2d(word_ids)[0]
+    mapping = None if row_to_sample is None else _int64(row_to_sample, "row_to_sample", 1)
+    out = _core.spans_to_bio(off, flat, counts, len(label_names), wid, mapping, ignore_index)
+    return out[0] if single else out
+
+
+# ------------------------------------------------------ predictions → words
+def _predictions(
+    values: Any, word_ids: np.ndarray, single: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(logits float32 (rows, cols, classes), None)`` or ``(None, ids int64 (rows, cols))``."""
+    a = _numpy(values)
+    if single:
+        a = a[None]
+    if a.dtype.kind == "f" and a.ndim == 3:
+        return np.ascontiguousarray(a, dtype=np.float32), None
+    if a.dtype.kind in "iu" and a.ndim == 2:
+        return None, np.ascontiguousarray(a, dtype=np.int64)
+    raise ValueError(
+        f"predictions must be float logits shaped {(*word_ids.shape, 'classes')} or int label ids "
+        f"shaped {word_ids.shape}, got {a.dtype} {a.shape if not single else a.shape[1:]}"
+    )
+
+
+def token_to_word_predictions(
+    word_ids: Any,
+    logits: Any,
+    aggregation: Literal["first", "average", "max"] = "first",
+    *,
+    return_scores: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """One prediction per word from token predictions.
+
+    Args:
+        word_ids: int ``(rows, cols)`` (or ``(cols,)``), -1 for no word.
+        logits: float ``(rows, cols, classes)`` logits, or int ``(rows, cols)`` label ids.
+        aggregation: how a word's tokens combine (Hugging Face pipeline semantics, on
+            softmax probabilities): ``"first"`` the first token's best class;
+            ``"average"`` the best class of the mean probability vector; ``"max"`` the
+            best class of the token whose best probability is highest. Label ids
+            allow only ``"first"``.
+        return_scores: also return the chosen class's probability.
+
+    Returns:
+        int64 ``(rows, words)`` labels, ``words`` = largest word id + 1; -1 where a word
+        is absent from a row (e.g. truncated away). With ``return_scores``, also float32
+        ``(rows, words)`` probabilities (NaN where absent, or for label ids).
+    """
+    ids, single = _rows2d(word_ids)
+    lg, lab = _predictions(logits, ids, single)
+    labels, scores = _core.word_predictions(ids, lg, lab, aggregation)
+    if single:
+        labels, scores = labels[0], scores[0]
+    return (labels, scores) if return_scores else labels
+
+
+def _tags(id2label: Sequence[str] | Mapping[int, str]) -> tuple[list[tuple[int, int]], list[str]]:
+    """Per label id ``(kind, type index)`` (kind 0 = O, 1 = begin, 2 = inside) and the type names.
+
+    ``B-``/``S-``/``U-`` begin an entity, ``I-``/``E-``/``L-`` continue one (so BIOES and
+    BILOU decode too), ``O`` is outside, and a bare name is an inside tag (as in
+    Hugging Face's pipeline).
+    """
+    table = dict(id2label) if isinstance(id2label, Mapping) else dict(enumerate(id2label))
+    n = max(table, default=-1) + 1
+    types: list[str] = []
+    tags: list[tuple[int, int]] = []
+    for i in range(n):
+        name = table.get(i, "O")
+        if name == "O":
+            tags.append((0, 0))
+            continue
+        kind, entity = 2, name
+        if len(name) > 2 and name[1] == "-" and name[0] in "BIESUL":
+            kind = 1 if name[0] in "BSU" else 2
+            entity = name[2:]
+        if entity not in types:
+            types.append(entity)
+        tags.append((kind, types.index(entity)))
+    return tags, types
+
+
+def token_to_entities(
+    offsets: Any,
+    word_ids: Any,
+    logits_or_ids: Any,
+    id2label: Sequence[str] | Mapping[int, str],
+    aggregation: Aggregation = "first",
+    text: Sequence[str] | str | None = None,
+    *,
+    row_to_sample: Any = None,
+) -> list[list[dict[str, Any]]]:
+    """Decode token predictions into entities with character offsets.
+
+    Args:
+        offsets: int ``(rows, cols, 2)`` (or ``(cols, 2)``) character offsets.
+        word_ids: int ``(rows, cols)`` (or ``(cols,)``), -1 for special and padding tokens.
+        logits_or_ids: float ``(rows, cols, classes)`` logits or int ``(rows, cols)`` label ids.
+        id2label: label names by id (a list or a mapping), BIO (or BIOES / BILOU) tags.
+        aggregation: ``"none"`` decodes token by token (a special token ends an entity);
+            ``"first"``/``"average"``/``"max"`` first aggregate each word's tokens as
+            :func:`token_to_word_predictions` does, then decode word by word.
+        text: per row (or per sample, with ``row_to_sample``) the source text; adds
+            ``"text"`` to every entity. A single str is allowed for a single row.
+        row_to_sample: ``(rows,)`` sample of each row, for picking ``text``.
+
+    Returns:
+        Per row, a list of ``{"label", "start", "end", "score", "word_start", "word_end"}``
+        (plus ``"text"``): ``start..end`` from the first token's start to the last
+        token's end (character offsets snap to token, or word, boundaries);
+        ``word_start..word_end`` the word ids it covers; ``score`` the mean softmax
+        probability of its tokens or words (NaN for label ids).
+
+    Decoding: ``B-x`` starts an entity; ``I-x`` continues an ``x`` entity or else
+    starts one (Hugging Face's lenient rule); ``O`` ends it.
+    """
+    ids, single = _rows2d(word_ids)
+    off = _numpy(offsets)
+    off = _int64(off[None] if single else off, "offsets", 3)
+    if off.shape != (*ids.shape, 2):
+        raise ValueError(f"offsets shape {off.shape} does not match word_ids shape {ids.shape} + (2,)")
+    lg, lab = _predictions(logits_or_ids, ids, single)
+    tags, types = _tags(id2label)
+    found = _core.token_entities(off, ids, lg, lab, tags, aggregation)
+    texts: Sequence[str] | None = [text] if isinstance(text, str) else text
+    mapping = None if row_to_sample is None else _int64(row_to_sample, "row_to_sample", 1)
+    out: list[list[dict[str, Any]]] = [[] for _ in range(ids.shape[0])]
+    for row, t, start, end, ws, we, score in zip(
+        found["row"].tolist(),
+        found["type"].tolist(),
+        found["start"].tolist(),
+        found["end"].tolist(),
+        found["word_start"].tolist(),
+        found["word_end"].tolist(),
+        found["score"].tolist(),
+        strict=True,
+    ):
+        entity: dict[str, Any] = {
+            "label": types[t],
+            "start": start,
+            "end": end,
+            "score": score,
+            "word_start": ws,
+            "word_end": we,
+        }
+        if texts is not None:
+            source = texts[row if mapping is None else int(mapping[row])]
+            entity["text"] = source[start:end]
+        out[row].append(entity)
+    return out
+
+
+# ------------------------------------------------------------ references
+# Slow, readable Python versions of the Rust functions above, on lists. They do the
+# floating-point work in the same order with `math.exp`, so results match bit for bit.
+
+
+def _reference_word_labels_to_token_labels(
+    word_ids: list[list[int]],
+    word_labels: Sequence[Sequence[int]],
+    strategy: str = "first",
+    b_to_i: Mapping[int, int] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    row_to_sample: Sequence[int] | None = None,
+) -> list[list[int]]:
+    b_to_i = b_to_i or {}
+    out = []
+    for r, row in enumerate(word_ids):
+        labels = word_labels[r if row_to_sample is None else row_to_sample[r]]
+        row_out = []
+        previous = None
+        for w in row:
+            if w == -1:
+                row_out.append(ignore_index)
+                previous = None
+                continue
+            label = labels[w]
+            if w != previous:
+                row_out.append(label)
+            elif strategy == "first":
+                row_out.append(ignore_index)
+            else:
+                row_out.append(b_to_i.get(label, label))
+            previous = w
+        out.append(row_out)
+    return out
+
+
+def _reference_spans_to_bio(
+    offsets: list[list[tuple[int, int]]],
+    spans: Sequence[Sequence[tuple[int, int, int]]],
+    word_ids: list[list[int]] | None = None,
+    row_to_sample: Sequence[int] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> list[list[int]]:
+    out = []
+    for r, row in enumerate(offsets):
+        sample_spans = sorted(spans[r if row_to_sample is None else row_to_sample[r]], key=lambda s: s[0])
+        row_out = []
+        previous = None
+        for c, (start, end) in enumerate(row):
+            special = word_ids[r][c] == -1 if word_ids is not None else start >= end
+            if special:
+                row_out.append(ignore_index)
+                continue
+            hit = None
+            for k, (s, e, _label) in enumerate(sample_spans):
+                if start < e and s < end:
+                    hit = k
+                    break
+            if hit is None:
+                row_out.append(0)
+            else:
+                label = sample_spans[hit][2]
+                row_out.append(2 * label + (2 if previous == hit else 1))
+            previous = hit
+        out.append(row_out)
+    return out
+
+
+def _reference_softmax(logits: Sequence[float]) -> list[float]:
+    top = max(float(x) for x in logits)
+    exps = [math.exp(float(x) - top) for x in logits]
+    total = 0.0
+    for e in exps:
+        total += e
+    return [e / total for e in exps]
+
+
+def _reference_argmax(values: Sequence[float]) -> tuple[int, float]:
+    best = 0
+    for k in range(1, len(values)):
+        if values[k] > values[best]:
+            best = k
+    return best, values[best]
+
+
+def _reference_aggregate(token_preds: list[Any], aggregation: str, is_logits: bool) -> tuple[int, float]:
+    """One word's (label, score) from its tokens' logits (or ids), in token order."""
+    if not is_logits:
+        return int(token_preds[0]), math.nan
+    probs = [_reference_softmax(t) for t in token_preds]
+    if aggregation in ("first", "none"):
+        return _reference_argmax(probs[0])
+    if aggregation == "average":
+        sums = [0.0] * len(probs[0])
+        for p in probs:
+            for k in range(len(p)):
+                sums[k] += p[k]
+        return _reference_argmax([s / len(probs) for s in sums])
+    best = (-1, -math.inf)
+    for p in probs:
+        k, v = _reference_argmax(p)
+        if v > best[1]:
+            best = (k, v)
+    return best
+
+
+def _reference_word_predictions(
+    word_ids: list[list[int]], preds: list[list[Any]], aggregation: str, is_logits: bool
+) -> tuple[list[list[int]], list[list[float]]]:
+    words = max((w for row in word_ids for w in row), default=-1) + 1
+    labels, scores = [], []
+    for row, row_preds in zip(word_ids, preds, strict=True):
+        per_word: dict[int, list[Any]] = {}
+        for w, p in zip(row, row_preds, strict=True):
+            if w != -1:
+                per_word.setdefault(w, []).append(p)
+        row_labels, row_scores = [-1] * words, [math.nan] * words
+        for w, tokens in per_word.items():
+            row_labels[w], row_scores[w] = _reference_aggregate(tokens, aggregation, is_logits)
+        labels.append(row_labels)
+        scores.append(row_scores)
+    return labels, scores
+
+
+def _reference_entities(
+    offsets: list[list[tuple[int, int]]],
+    word_ids: list[list[int]],
+    preds: list[list[Any]],
+    id2label: Sequence[str],
+    aggregation: str,
+    is_logits: bool,
+) -> list[list[dict[str, Any]]]:
+    """Entities per row as dicts with ``label``, ``start``, ``end``, ``word_start``, ``word_end``, ``score``."""
+    out = []
+    for row_off, row_w, row_p in zip(offsets, word_ids, preds, strict=True):
+        # Units: (label, score, word, start, end), or None for a break.
+        units: list[tuple[int, float, int, int, int] | None] = []
+        if aggregation == "none":
+            for (s, e), w, p in zip(row_off, row_w, row_p, strict=True):
+                if w == -1:
+                    units.append(None)
+                else:
+                    label, score = _reference_aggregate([p], "first", is_logits)
+                    units.append((label, score, w, s, e))
+        else:
+            tokens: dict[int, list[tuple[tuple[int, int], Any]]] = {}
+            for o, w, p in zip(row_off, row_w, row_p, strict=True):
+                if w != -1:
+                    tokens.setdefault(w, []).append((tuple(o), p))
+            for w in sorted(tokens):
+                label, score = _reference_aggregate([p for _, p in tokens[w]], aggregation, is_logits)
+                start = min(o[0] for o, _ in tokens[w])
+                end = max(o[1] for o, _ in tokens[w])
+                units.append((label, score, w, start, end))
+        out.append(_reference_bio_decode(units, id2label))
+    return out
+
+
+def _reference_bio_decode(
+    units: list[tuple[int, float, int, int, int] | None], id2label: Sequence[str]
+) -> list[dict[str, Any]]:
+    """BIO-decode ``(label, score, word, start, end)`` units; ``None`` is a break."""
+    entities: list[dict[str, Any]] = []
+    members: list[tuple[int, float, int, int, int]] = []
+    entity_type = ""
+    for unit in [*units, None]:
+        name = "O" if unit is None else id2label[unit[0]]
+        prefixed = len(name) > 2 and name[:2] in ("B-", "I-", "S-", "E-", "U-", "L-")
+        begin = prefixed and name[0] in "BSU"
+        kind = name[2:] if prefixed else name
+        continues = unit is not None and name != "O" and not begin and members and kind == entity_type
+        if continues:
+            members.append(unit)
+            continue
+        if members:
+            total = 0.0
+            for m in members:
+                total += m[1]
+            entities.append(
+                {
+                    "label": entity_type,
+                    "start": members[0][3],
+                    "end": max(m[4] for m in members),
+                    "word_start": members[0][2],
+                    "word_end": members[-1][2] + 1,
+                    "score": total / len(members),
+                }
+            )
+        members, entity_type = [], ""
+        if unit is not None and name != "O":
+            members, entity_type = [unit], kind
+    return entities

@@ -1,0 +1,310 @@
+"""Sliding windows over long texts, and merging window predictions back.
+
+:func:`chunk_texts` cuts each text into windows of at most ``max_length`` tokens
+(special tokens included) overlapping by ``stride`` tokens: the same windows as
+Hugging Face ``tokenizers``' ``enable_truncation(max_length, stride=stride)`` with
+``Encoding.overflowing`` (and ``transformers``' ``return_overflowing_tokens=True``),
+because the Rust core runs the same truncation. Each window also says which text it
+came from and which of the text's tokens it holds, so predictions can be merged:
+
+- :func:`merge_windows`: one prediction per window → one per text (``"vote"`` or ``"mean"``).
+- :func:`merge_token_predictions`: one prediction per window token → one per text token
+  (``"max_context"``, as in BERT's SQuAD code, or ``"mean"``).
+
+>>> chunks = chunk_texts(tok, long_texts, max_length=128, stride=32)     # doctest: +SKIP
+>>> logits = model(chunks["input_ids"], ...)                             # doctest: +SKIP
+>>> per_token = merge_token_predictions(chunks, logits)                  # doctest: +SKIP
+>>> offsets = merge_token_predictions(chunks, chunks["offset_mapping"])  # doctest: +SKIP
+
+Tokens are counted in the text's full token sequence without special tokens: token
+``p`` of text ``s`` is the ``p``-th token of ``tok.encode(texts[s], add_special_tokens=False)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from fastbert import _core
+
+__all__ = ["chunk_texts", "merge_token_predictions", "merge_windows"]
+
+_LAYOUT_KEYS = (
+    "source_token_index",
+    "window_to_sample",
+    "window_token_start",
+    "window_token_end",
+    "sample_num_tokens",
+)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _int64(x: Any, name: str) -> np.ndarray:
+    a = _numpy(x)
+    if a.size and a.dtype.kind not in "iub":
+        raise TypeError(f"{name} must hold integers, not {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def chunk_texts(
+    tok: Any,
+    texts: Sequence[str] | Sequence[Sequence[str]],
+    *,
+    max_length: int,
+    stride: int = 0,
+    pairs: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    is_split_into_words: bool = False,
+    padding: bool | Literal["longest", "max_length"] = "longest",
+    pad_to_multiple_of: int | None = None,
+    truncation_side: Literal["right", "left"] = "right",
+    padding_side: Literal["right", "left"] = "right",
+    return_offsets_mapping: bool = True,
+    return_word_ids: bool = True,
+    return_special_tokens_mask: bool = False,
+    return_tensors: Literal["np", "pt"] = "np",
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    """Cut texts into overlapping windows of at most ``max_length`` tokens.
+
+    Args:
+        tok: a :class:`fastbert.Tokenizer` on the Rust backend.
+        texts: the texts (or, with ``is_split_into_words``, their word lists).
+        max_length: tokens per window, special tokens included.
+        stride: tokens shared by consecutive windows (must be < ``max_length`` minus
+            the special tokens).
+        pairs: optional long second texts, one per text. Then the pair is what is
+            windowed and ``texts[i]`` (e.g. a question) is repeated whole in every
+            window (truncation ``only_second``); token ranges count the pair's tokens.
+        padding: ``"longest"`` (or True) or ``"max_length"``.
+        truncation_side: ``"left"`` windows from the end, as ``tokenizers`` does.
+        Others: as in ``Tokenizer.__call__``.
+
+    Returns:
+        A dict of int64 arrays, one row per window (each text's windows in order):
+        ``input_ids``, ``token_type_ids``, ``attention_mask`` ``(windows, cols)``;
+        ``offset_mapping`` ``(windows, cols, 2)``, ``word_ids``, ``special_tokens_mask``
+        when asked; ``overflow_to_sample_mapping`` = ``window_to_sample`` ``(windows,)``;
+        ``window_token_start``, ``window_token_end`` ``(windows,)``: the window holds
+        the text's tokens ``start..end``; ``source_token_index`` ``(windows, cols)``:
+        each column's token position in its text, -1 for special, padding and
+        (with pairs) first-text tokens; ``sample_num_tokens`` ``(texts,)``.
+    """
+    core = getattr(tok, "_core", tok)
+    if core is None:
+        raise NotImplementedError(
+            "chunk_texts needs the Rust WordPiece backend; this tokenizer uses the "
+            f"`tokenizers` fallback ({getattr(tok, 'fallback_reason', '')})"
+        )
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of texts, not a single str")
+    pad = "longest" if padding is True or padding == "longest" else padding
+    if pad not in ("longest", "max_length"):
+        raise ValueError(f"padding must be True, 'longest' or 'max_length', not {padding!r}")
+    out = _core.chunk_batch(
+        core,
+        texts,
+        pairs,
+        is_split_into_words=is_split_into_words,
+        max_length=max_length,
+        stride=stride,
+        truncation_side=truncation_side,
+        padding=pad,
+        pad_to_multiple_of=pad_to_multiple_of,
+        padding_side=padding_side,
+        return_offsets_mapping=return_offsets_mapping,
+        return_special_tokens_mask=return_special_tokens_mask,
+        return_word_ids=return_word_ids,
+        num_threads=num_threads,
+    )
+    if return_tensors == "pt":
+        import torch
+
+        return {k: torch.from_numpy(v) for k, v in out.items()}
+    if return_tensors != "np":
+        raise ValueError(f"return_tensors must be 'np' or 'pt', not {return_tensors!r}")
+    return dict(out)
+
+
+def merge_windows(
+    window_to_sample: Any,
+    predictions: Any,
+    *,
+    strategy: Literal["vote", "mean"] = "mean",
+    num_samples: int | None = None,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One prediction per text from one prediction per window (sequence classification).
+
+    Args:
+        window_to_sample: int ``(windows,)``, e.g. ``chunks["window_to_sample"]``.
+        predictions: float ``(windows, classes)`` logits, or (``"vote"`` only) int
+            ``(windows,)`` class ids.
+        strategy: ``"vote"``: the class most windows predict (their argmax); ties go to
+            the class with the larger summed logits, then to the lowest id.
+            ``"mean"``: the argmax of the mean logits.
+        num_samples: number of texts (default: largest sample index + 1).
+        num_classes: for int predictions (default: largest id + 1).
+
+    Returns:
+        ``(labels, scores)``: int64 ``(samples,)`` (-1 for a text without windows) and
+        float32 ``(samples, classes)``: the fraction of votes per class (``"vote"``) or
+        the mean logits (``"mean"``); NaN for a text without windows.
+    """
+    mapping = _int64(window_to_sample, "window_to_sample").reshape(-1)
+    if num_samples is None:
+        num_samples = int(mapping.max()) + 1 if mapping.size else 0
+    p = _numpy(predictions)
+    is_logits = p.dtype.kind == "f"
+    if is_logits and p.ndim != 2:
+        raise ValueError(f"logits must be (windows, classes), got shape {p.shape}")
+    if not is_logits and p.ndim != 1:
+        raise ValueError(f"class ids must be (windows,), got shape {p.shape}")
+    if strategy == "mean":
+        if not is_logits:
+            raise ValueError("strategy 'mean' needs float logits (windows, classes), not class ids")
+        return _core.mean_windows(mapping, num_samples, np.ascontiguousarray(p, dtype=np.float32))
+    if strategy != "vote":
+        raise ValueError(f"strategy must be 'vote' or 'mean', not {strategy!r}")
+    if is_logits:
+        logits = np.ascontiguousarray(p, dtype=np.float32)
+        classes = logits.shape[1]
+        ids = np.ascontiguousarray(np.argmax(logits, axis=1) if len(logits) else np.zeros(0), dtype=np.int64)
+        return _core.vote_windows(mapping, num_samples, ids, classes, logits)
+    ids = _int64(p, "predictions")
+    classes = num_classes if num_classes is not None else (int(ids.max()) + 1 if ids.size else 0)
+    return _core.vote_windows(mapping, num_samples, ids, classes, None)
+
+
+def merge_token_predictions(
+    chunks: Mapping[str, Any],
+    predictions: Any,
+    *,
+    strategy: Literal["max_context", "mean"] = "max_context",
+    fill_value: int = -1,
+) -> np.ndarray:
+    """One prediction per text token from the predictions of every window token.
+
+    Args:
+        chunks: the dict :func:`chunk_texts` returned (its ``source_token_index``,
+            ``window_to_sample``, ``window_token_start``, ``window_token_end`` and
+            ``sample_num_tokens`` are used).
+        predictions: ``(windows, cols, ...)``, float (logits) or int (label ids, or any
+            per-token int data such as ``chunks["offset_mapping"]``).
+        strategy: ``"max_context"``: each token takes its values from the window where
+            ``min(left context, right context) + 0.01 * window length`` is largest, the
+            earliest on ties (BERT's ``run_squad.py``); ``"mean"`` (float only): the mean
+            over all windows holding the token.
+        fill_value: for int predictions, the value past each text's last token.
+
+    Returns:
+        ``(samples, max_tokens, ...)`` with the predictions' dtype (float32 or int64);
+        ``max_tokens`` = ``max(sample_num_tokens)``; positions past a text's length hold
+        NaN (float) or ``fill_value`` (int).
+    """
+    layout = [_int64(chunks[k], k) for k in _LAYOUT_KEYS]
+    p = _numpy(predictions)
+    if p.dtype.kind == "f":
+        return _core.merge_tokens(*layout, np.ascontiguousarray(p, dtype=np.float32), None, strategy)
+    values = _int64(p, "predictions")
+    return _core.merge_tokens(*layout, None, values, strategy, fill_value)
+
+
+# ------------------------------------------------------------ references
+# Slow, readable Python versions of the Rust functions above.
+
+
+def _reference_window_ranges(
+    num_tokens: int, room: int, stride: int, side: str = "right"
+) -> list[tuple[int, int]]:
+    """The token ranges of ``tokenizers``' overflowing windows (``Encoding::truncate``),
+    for a sequence of ``num_tokens`` tokens and ``room`` tokens per window."""
+    if room >= num_tokens:
+        return [(0, num_tokens)]
+    step = room - stride
+    ranges = []
+    if side == "right":
+        for start in range(0, num_tokens, step):
+            stop = min(start + room, num_tokens)
+            ranges.append((start, stop))
+            if stop == num_tokens:
+                break
+    else:
+        for last in range(num_tokens - 1, -1, -step):
+            stop = last + 1
+            start = max(stop - room, 0)
+            ranges.append((start, stop))
+            if start == 0:
+                break
+    return ranges
+
+
+def _reference_merge_windows(
+    window_to_sample: Sequence[int], predictions: Any, strategy: str, num_samples: int, num_classes: int
+) -> tuple[list[int], list[list[float]]]:
+    per_sample: list[list[Any]] = [[] for _ in range(num_samples)]
+    for w, s in enumerate(window_to_sample):
+        per_sample[s].append(predictions[w])
+    labels, scores = [], []
+    for windows in per_sample:
+        if not windows:
+            labels.append(-1)
+            scores.append([math.nan] * num_classes)
+            continue
+        if strategy == "mean":
+            means = [sum(float(w[k]) for w in windows) / len(windows) for k in range(num_classes)]
+            labels.append(max(range(num_classes), key=lambda k, m=means: (m[k], -k)))
+            scores.append(means)
+            continue
+        is_logits = not isinstance(windows[0], int | np.integer)
+        votes = [0] * num_classes
+        sums = [0.0] * num_classes
+        for w in windows:
+            if is_logits:
+                votes[max(range(num_classes), key=lambda k, w=w: (w[k], -k))] += 1
+                for k in range(num_classes):
+                    sums[k] += float(w[k])
+            else:
+                votes[int(w)] += 1
+        labels.append(max(range(num_classes), key=lambda k, v=votes, s=sums: (v[k], s[k], -k)))
+        scores.append([v / len(windows) for v in votes])
+    return labels, scores
+
+
+def _reference_merge_token_predictions(
+    chunks: Mapping[str, Any], predictions: Any, strategy: str
+) -> list[list[Any]]:
+    """Per text, per token, the merged value (a list, or a float for ``mean``)."""
+    starts = list(chunks["window_token_start"])
+    ends = list(chunks["window_token_end"])
+    mapping = list(chunks["window_to_sample"])
+    index = chunks["source_token_index"]
+    out: list[list[Any]] = []
+    for s, n in enumerate(chunks["sample_num_tokens"]):
+        windows = [w for w in range(len(mapping)) if mapping[w] == s]
+        tokens = []
+        for p in range(n):
+            holding = [(w, list(index[w]).index(p)) for w in windows if p in list(index[w])]
+            if strategy == "mean":
+                values = [np.asarray(predictions[w][c], dtype=np.float64) for w, c in holding]
+                tokens.append(sum(values) / len(values))
+                continue
+            # `_check_is_max_context` of google-research/bert run_squad.py.
+            best_score, best = None, None
+            for w, c in holding:
+                length = ends[w] - starts[w]
+                end = starts[w] + length - 1
+                score = min(p - starts[w], end - p) + 0.01 * length
+                if best_score is None or score > best_score:
+                    best_score, best = score, (w, c)
+            assert best is not None
+            tokens.append(predictions[best[0]][best[1]])
+        out.append(tokens)
+    return out
