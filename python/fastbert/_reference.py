@@ -115,7 +115,9 @@ def pre_tokenize(chars: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
     return words
 
 
-def wordpiece(word: str, vocab: Mapping[str, int], unk: str, prefix: str = "##", max_chars: int = 100) -> list[tuple[str, int, int]]:
+def wordpiece(
+    word: str, vocab: Mapping[str, int], unk: str, prefix: str = "##", max_chars: int = 100
+) -> list[tuple[str, int, int]]:
     """Greedy longest-match-first; ``(token, start, end)`` in characters of ``word``."""
     if len(word) > max_chars:
         return [(unk, 0, len(word))]
@@ -135,7 +137,9 @@ def wordpiece(word: str, vocab: Mapping[str, int], unk: str, prefix: str = "##",
     return pieces
 
 
-def encode(text: str, vocab: Mapping[str, int], flags: Flags, unk: str = "[UNK]") -> list[tuple[int, int, int, int]]:
+def encode(
+    text: str, vocab: Mapping[str, int], flags: Flags, unk: str = "[UNK]"
+) -> list[tuple[int, int, int, int]]:
     """``(id, start, end, word_index)`` per token, offsets in characters of ``text``.
 
     No special tokens and no added-token matching: this is the model's view of plain text.

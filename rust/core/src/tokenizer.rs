@@ -57,6 +57,8 @@ pub struct Tokenizer {
     wordpiece: WordPiece,
     /// Matches added tokens in the raw text (leftmost-longest, like `tokenizers`).
     added: Option<(AhoCorasick, Vec<u32>)>,
+    /// Bytes that start some added token.
+    added_first_bytes: [bool; 256],
     unk_id: u32,
     pad_id: u32,
 }
@@ -124,7 +126,14 @@ impl Tokenizer {
                 .map_err(|e| Error::bad_file(&spec.source, format!("added tokens: {e}")))?;
             Some((ac, spec.added_tokens.iter().map(|t| t.id).collect()))
         };
+        let mut added_first_bytes = [false; 256];
+        for t in &spec.added_tokens {
+            if let Some(&b) = t.content.as_bytes().first() {
+                added_first_bytes[b as usize] = true;
+            }
+        }
         Ok(Tokenizer {
+            added_first_bytes,
             vocab: Arc::new(spec.vocab.clone()),
             spec,
             token_to_id,
@@ -290,7 +299,10 @@ impl Tokenizer {
         scratch: &mut Scratch,
     ) {
         let mut last = 0;
-        if let Some((ac, ids)) = &self.added {
+        // Most texts contain no byte that can start an added token (`[` for BERT):
+        // one scan over the bytes is cheaper than setting up the automaton search.
+        let may_contain_added = text.bytes().any(|b| self.added_first_bytes[b as usize]);
+        if let (Some((ac, ids)), true) = (&self.added, may_contain_added) {
             for m in ac.find_iter(text) {
                 self.encode_plain(
                     &text[last..m.start()],

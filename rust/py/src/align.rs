@@ -3,22 +3,19 @@
 //! `fastbert/align.py` and `fastbert/chunk.py` make them so), release the GIL,
 //! call the core, return numpy arrays. No alignment logic lives here.
 
-use std::borrow::Cow;
-
 use fastbert_core::align::{self, Aggregation, LabelStrategy, Predictions, Ragged, Tag};
 use fastbert_core::batch::{self, Extras, Padding};
 use fastbert_core::chunk::{self, Layout};
-use fastbert_core::{Direction, Input};
+use fastbert_core::Direction;
 use numpy::{
     Element, IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
     PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 
 use crate::errors::without_gil;
-use crate::text::utf8;
 use crate::tokenizer::PyTokenizer;
 
 /// The memory of a C-contiguous array, or a ValueError naming the argument.
@@ -183,86 +180,6 @@ pub fn token_entities<'py>(
     Ok(dict)
 }
 
-/// A list of str, or (pre-split) a list of lists of str, as owned-or-borrowed UTF-8.
-enum Texts<'py> {
-    Texts(Vec<Cow<'py, str>>),
-    Words(Vec<Vec<Cow<'py, str>>>),
-}
-
-fn as_str<'a>(obj: &'a Bound<'_, PyAny>, what: &str) -> PyResult<Cow<'a, str>> {
-    let s = obj
-        .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str")))?;
-    utf8(s)
-}
-
-fn items<'py>(seq: &Bound<'py, PyAny>, what: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    if seq.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be a list, not a single str"
-        )));
-    }
-    seq.try_iter()?.collect()
-}
-
-fn extract<'py>(
-    held: &'py [Bound<'py, PyAny>],
-    words: &'py [Vec<Bound<'py, PyAny>>],
-    split: bool,
-    what: &str,
-) -> PyResult<Texts<'py>> {
-    if split {
-        words
-            .iter()
-            .enumerate()
-            .map(|(i, ws)| {
-                ws.iter()
-                    .enumerate()
-                    .map(|(j, w)| as_str(w, &format!("{what}[{i}][{j}]")))
-                    .collect()
-            })
-            .collect::<PyResult<_>>()
-            .map(Texts::Words)
-    } else {
-        held.iter()
-            .enumerate()
-            .map(|(i, t)| as_str(t, &format!("{what}[{i}]")))
-            .collect::<PyResult<_>>()
-            .map(Texts::Texts)
-    }
-}
-
-fn hold_words<'py>(
-    held: &[Bound<'py, PyAny>],
-    split: bool,
-    what: &str,
-) -> PyResult<Vec<Vec<Bound<'py, PyAny>>>> {
-    if !split {
-        return Ok(Vec::new());
-    }
-    held.iter()
-        .enumerate()
-        .map(|(i, row)| items(row, &format!("{what}[{i}]")))
-        .collect()
-}
-
-fn word_refs<'a>(texts: &'a Texts<'_>) -> Vec<Vec<&'a str>> {
-    match texts {
-        Texts::Texts(_) => Vec::new(),
-        Texts::Words(v) => v
-            .iter()
-            .map(|row| row.iter().map(|w| w.as_ref()).collect())
-            .collect(),
-    }
-}
-
-fn to_inputs<'a>(texts: &'a Texts<'_>, word_refs: &'a [Vec<&'a str>]) -> Vec<Input<'a>> {
-    match texts {
-        Texts::Texts(v) => v.iter().map(|t| Input::Text(t)).collect(),
-        Texts::Words(_) => word_refs.iter().map(|w| Input::Words(w)).collect(),
-    }
-}
-
 /// Sliding windows over `inputs`: a dict of int64 arrays as `batch_arrays` gives
 /// with `return_overflowing_tokens=True`, plus `window_to_sample`,
 /// `window_token_start`, `window_token_end`, `source_token_index` and
@@ -301,25 +218,19 @@ pub fn chunk_batch<'py>(
         )))
         }
     };
-    let held = items(inputs, "texts")?;
-    let held_words = hold_words(&held, is_split_into_words, "texts")?;
-    let held_pairs = pairs.map(|p| items(p, "pairs")).transpose()?;
-    let held_pair_words = held_pairs
-        .as_ref()
-        .map(|h| hold_words(h, is_split_into_words, "pairs"))
+    let held = crate::inputs::hold(inputs, is_split_into_words, "texts")?;
+    let held_pairs = pairs
+        .map(|p| crate::inputs::hold(p, is_split_into_words, "pairs"))
         .transpose()?;
-    let texts = extract(&held, &held_words, is_split_into_words, "texts")?;
-    let pair_texts = match (&held_pairs, &held_pair_words) {
-        (Some(h), Some(w)) => Some(extract(h, w, is_split_into_words, "pairs")?),
-        _ => None,
-    };
-    let refs = word_refs(&texts);
-    let pair_refs = pair_texts.as_ref().map(word_refs);
-    let ins = to_inputs(&texts, &refs);
+    let texts = held.texts()?;
+    let pair_texts = held_pairs.as_ref().map(|h| h.texts()).transpose()?;
+    let refs = texts.refs();
+    let pair_refs = pair_texts.as_ref().map(|t| t.refs());
+    let ins = texts.inputs(&refs);
     let pair_ins = pair_texts
         .as_ref()
         .zip(pair_refs.as_ref())
-        .map(|(t, w)| to_inputs(t, w));
+        .map(|(t, r)| t.inputs(r));
     let tok = tokenizer.core().clone();
     let pad_id = tok.pad_id();
     let extras = Extras {

@@ -3,6 +3,7 @@
 
 mod align;
 mod errors;
+mod inputs;
 mod text;
 mod tokenizer;
 

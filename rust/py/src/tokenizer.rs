@@ -1,21 +1,19 @@
 //! `fastbert._core.WordPieceTokenizer` and `Encoding`: extract, release the GIL,
 //! call the core, convert. No tokenization logic lives here.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use fastbert_core::batch::{self, Extras, Padding};
 use fastbert_core::{
-    Direction, EncodeOptions, Encoding, Input, Tokenizer, Truncation, TruncationStrategy,
+    Direction, EncodeOptions, Encoding, Tokenizer, Truncation, TruncationStrategy,
 };
 use numpy::{IntoPyArray, PyArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList};
 
 use crate::errors::without_gil;
-use crate::text::utf8;
 
 /// The tokens of one input, with everything alignment and chunking need.
 #[pyclass(module = "fastbert._core", name = "Encoding", frozen)]
@@ -94,110 +92,6 @@ impl PyEncoding {
             self.inner.len(),
             self.inner.overflowing.len()
         )
-    }
-}
-
-/// Owned (or borrowed) UTF-8 for every input, kept alive while the GIL is released.
-enum Texts<'py> {
-    Texts(Vec<Cow<'py, str>>),
-    Words(Vec<Vec<Cow<'py, str>>>),
-}
-
-impl<'py> Texts<'py> {
-    fn len(&self) -> usize {
-        match self {
-            Texts::Texts(v) => v.len(),
-            Texts::Words(v) => v.len(),
-        }
-    }
-}
-
-fn extract_str<'a>(obj: &'a Bound<'_, PyAny>, what: &str, index: usize) -> PyResult<Cow<'a, str>> {
-    let s = obj.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what}[{index}] must be a str, not {}",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-    utf8(s)
-}
-
-/// `items` is a list of str, or (pre-split) a list of lists of str.
-fn extract_texts<'py>(
-    items: &'py [Bound<'py, PyAny>],
-    words: &'py [Vec<Bound<'py, PyAny>>],
-    split: bool,
-    what: &str,
-) -> PyResult<Texts<'py>> {
-    if split {
-        let mut out = Vec::with_capacity(words.len());
-        for (i, ws) in words.iter().enumerate() {
-            let mut row = Vec::with_capacity(ws.len());
-            for w in ws {
-                row.push(extract_str(w, &format!("{what}[{i}]"), row.len())?);
-            }
-            out.push(row);
-        }
-        Ok(Texts::Words(out))
-    } else {
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, t)| extract_str(t, what, i))
-            .collect::<PyResult<_>>()
-            .map(Texts::Texts)
-    }
-}
-
-/// Hold Python references for the duration of a call.
-struct Held<'py> {
-    items: Vec<Bound<'py, PyAny>>,
-    words: Vec<Vec<Bound<'py, PyAny>>>,
-}
-
-fn hold<'py>(seq: &Bound<'py, PyAny>, split: bool, what: &str) -> PyResult<Held<'py>> {
-    if seq.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be a list of inputs, not a single str"
-        )));
-    }
-    let items: Vec<Bound<'py, PyAny>> = seq.try_iter()?.collect::<PyResult<_>>()?;
-    let words = if split {
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                if row.is_instance_of::<PyString>() {
-                    return Err(PyTypeError::new_err(format!(
-                        "{what}[{i}] must be a list of words when is_split_into_words=True, not a str"
-                    )));
-                }
-                row.try_iter()?.collect::<PyResult<Vec<_>>>()
-            })
-            .collect::<PyResult<_>>()?
-    } else {
-        Vec::new()
-    };
-    Ok(Held { items, words })
-}
-
-fn to_inputs<'a>(texts: &'a Texts<'_>, word_refs: &'a [Vec<&'a str>]) -> Vec<Input<'a>> {
-    match texts {
-        Texts::Texts(v) => v.iter().map(|t| Input::Text(t)).collect(),
-        Texts::Words(_) => word_refs.iter().map(|w| Input::Words(w)).collect(),
-    }
-}
-
-fn word_refs<'a>(texts: &'a Texts<'_>) -> Vec<Vec<&'a str>> {
-    match texts {
-        Texts::Texts(_) => Vec::new(),
-        Texts::Words(v) => v
-            .iter()
-            .map(|row| row.iter().map(|w| w.as_ref()).collect())
-            .collect(),
     }
 }
 
@@ -467,29 +361,28 @@ impl PyTokenizer {
         opts: &EncodeOptions,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Encoding>> {
-        let held = hold(inputs, split, "inputs")?;
-        let held_pairs = pairs.map(|p| hold(p, split, "pairs")).transpose()?;
-        let texts = extract_texts(&held.items, &held.words, split, "inputs")?;
-        let pair_texts = held_pairs
-            .as_ref()
-            .map(|h| extract_texts(&h.items, &h.words, split, "pairs"))
+        let held = crate::inputs::hold(inputs, split, "inputs")?;
+        let held_pairs = pairs
+            .map(|p| crate::inputs::hold(p, split, "pairs"))
             .transpose()?;
-        if let Some(p) = &pair_texts {
-            if p.len() != texts.len() {
+        if let Some(p) = &held_pairs {
+            if p.len() != held.len() {
                 return Err(PyValueError::new_err(format!(
                     "got {} inputs but {} pairs; they must match one to one",
-                    texts.len(),
+                    held.len(),
                     p.len()
                 )));
             }
         }
-        let refs = word_refs(&texts);
-        let pair_refs = pair_texts.as_ref().map(word_refs);
-        let ins = to_inputs(&texts, &refs);
+        let texts = held.texts()?;
+        let pair_texts = held_pairs.as_ref().map(|h| h.texts()).transpose()?;
+        let refs = texts.refs();
+        let pair_refs = pair_texts.as_ref().map(|t| t.refs());
+        let ins = texts.inputs(&refs);
         let pair_ins = pair_texts
             .as_ref()
             .zip(pair_refs.as_ref())
-            .map(|(t, r)| to_inputs(t, r));
+            .map(|(t, r)| t.inputs(r));
         let tok = self.inner.clone();
         without_gil(py, || {
             batch::encode_batch(&tok, &ins, pair_ins.as_deref(), opts, num_threads)
