@@ -1,0 +1,70 @@
+# fastbert developer commands. `make help` lists them.
+# CI (`bash .ci/run`) runs the same lint commands and the same test command, but
+# against a non-editable install of the wheel in its own virtual environment.
+
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# The project's virtual environment, if there is one; otherwise whatever is on PATH.
+VENV ?= .venv
+PYTHON := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+export PYO3_PYTHON := $(abspath $(PYTHON))
+# Other engineers share the checkout: serialise builds.
+LOCK := flock /tmp/fastbert-build.lock
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build-dev
+build-dev: ## Build the extension in release mode and install it editable into $(VENV)
+	$(LOCK) $(PYTHON) -m maturin develop --release
+
+.PHONY: lint
+lint: lint-rust lint-python stub-check ## All checks CI runs before the tests
+
+.PHONY: lint-rust
+lint-rust: ## cargo fmt --check and clippy with warnings as errors
+	cargo fmt --all --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+.PHONY: lint-python
+lint-python: ## ruff check and ruff format --check
+	$(PYTHON) -m ruff check python tests benches
+	$(PYTHON) -m ruff format --check python tests benches
+
+.PHONY: stub-check
+stub-check: ## Check python/fastbert/_core.pyi against the compiled module
+	$(PYTHON) -m pytest -q tests/test_stub.py
+
+.PHONY: format
+format: ## Format Rust and Python sources in place
+	cargo fmt --all
+	$(PYTHON) -m ruff check --fix python tests benches
+	$(PYTHON) -m ruff format python tests benches
+
+.PHONY: test
+test: ## The Python test suite (what CI runs: python -m pytest)
+	$(PYTHON) -m pytest
+
+.PHONY: test-rust
+test-rust: ## The Rust core's unit tests
+	cargo test -p fastbert-core --locked
+
+.PHONY: bench
+bench: ## Run every benchmark script in benches/ (not part of the tests)
+	@shopt -s nullglob; scripts=(benches/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "no benchmarks in benches/ yet"; fi; \
+	for s in "$${scripts[@]}"; do echo "== $$s"; $(PYTHON) "$$s"; done
+
+.PHONY: ci
+ci: ## Run the whole CI script (.ci/run) here
+	bash .ci/run
+
+.PHONY: clean
+clean: ## Remove build outputs and caches (keeps $(VENV))
+	cargo clean
+	rm -rf dist .pytest_cache .ruff_cache .hypothesis
+	rm -f python/fastbert/_core*.so
+	find python tests benches -name __pycache__ -type d -prune -exec rm -rf {} +
