@@ -12,6 +12,8 @@ PYTHON := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 export PYO3_PYTHON := $(abspath $(PYTHON))
 # Other engineers share the checkout: serialise builds.
 LOCK := flock /tmp/fastbert-build.lock
+# Python sources to lint (git does not keep an empty benches/).
+PY_DIRS := $(wildcard python tests benches)
 
 .PHONY: help
 help: ## Show this help
@@ -31,8 +33,8 @@ lint-rust: ## cargo fmt --check and clippy with warnings as errors
 
 .PHONY: lint-python
 lint-python: ## ruff check and ruff format --check
-	$(PYTHON) -m ruff check python tests benches
-	$(PYTHON) -m ruff format --check python tests benches
+	$(PYTHON) -m ruff check $(PY_DIRS)
+	$(PYTHON) -m ruff format --check $(PY_DIRS)
 
 .PHONY: stub-check
 stub-check: ## Check python/fastbert/_core.pyi against the compiled module
@@ -41,8 +43,8 @@ stub-check: ## Check python/fastbert/_core.pyi against the compiled module
 .PHONY: format
 format: ## Format Rust and Python sources in place
 	cargo fmt --all
-	$(PYTHON) -m ruff check --fix python tests benches
-	$(PYTHON) -m ruff format python tests benches
+	$(PYTHON) -m ruff check --fix $(PY_DIRS)
+	$(PYTHON) -m ruff format $(PY_DIRS)
 
 .PHONY: test
 test: ## The Python test suite (what CI runs: python -m pytest)
@@ -67,4 +69,4 @@ clean: ## Remove build outputs and caches (keeps $(VENV))
 	cargo clean
 	rm -rf dist .pytest_cache .ruff_cache .hypothesis
 	rm -f python/fastbert/_core*.so
-	find python tests benches -name __pycache__ -type d -prune -exec rm -rf {} +
+	find $(PY_DIRS) -name __pycache__ -type d -prune -exec rm -rf {} +
