@@ -20,7 +20,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build-dev
-build-dev: ## Build the extension in release mode and install it editable into $(VENV)
+build-dev: ## Build the extension in release mode and install it editable into the venv (VENV, default .venv)
 	$(LOCK) $(PYTHON) -m maturin develop --release
 
 .PHONY: lint
@@ -65,7 +65,7 @@ ci: ## Run the whole CI script (.ci/run) here
 	bash .ci/run
 
 .PHONY: clean
-clean: ## Remove build outputs and caches (keeps $(VENV))
+clean: ## Remove build outputs and caches (keeps the venv)
 	cargo clean
 	rm -rf dist .pytest_cache .ruff_cache .hypothesis
 	rm -f python/fastbert/_core*.so
