@@ -247,8 +247,9 @@ def test_bad_model(tmp_path: Path) -> None:
 
 def test_stride_must_be_below_max_length(tmp_path: Path) -> None:
     src = write(tmp_path / "in.txt", ["x"])
-    assert_one_line_error(run(["tokenize", str(src), "--max-length", "8", "--stride", "8"]), "--stride")
-    assert_one_line_error(run(["tokenize", str(src), "--stride", "2"]), "--max-length")
+    proc = run(["tokenize", str(src), "--max-length", "8", "--stride", "8"])
+    assert_one_line_error(proc, "--stride", status=2)
+    assert_one_line_error(run(["tokenize", str(src), "--stride", "2"]), "--max-length", status=2)
 
 
 @pytest.mark.parametrize(

@@ -238,9 +238,9 @@ def _render(encodings: Sequence[Any], fmt: str, windows: bool, with_types: bool)
 
 def run_tokenize(args: argparse.Namespace) -> int:
     if args.stride and args.max_length is None:
-        raise CliError("--stride needs --max-length")
+        raise UsageError("--stride needs --max-length")
     if args.max_length is not None and args.stride >= args.max_length:
-        raise CliError(f"--stride ({args.stride}) must be smaller than --max-length ({args.max_length})")
+        raise UsageError(f"--stride ({args.stride}) must be smaller than --max-length ({args.max_length})")
     if args.file in (None, "-") and args.pairs == "-":
         raise UsageError("FILE and --pairs cannot both be stdin")
     # An explicit `-` may read a terminal; no FILE at all with nothing piped in is a mistake.
