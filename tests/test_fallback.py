@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fastbert
 import numpy as np
 import pytest
+
+import fastbert
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -167,12 +168,6 @@ def test_truncation_and_windows_match_tokenizers(tok, hf, corpus, strategy: str,
     assert tok.encode(texts[0] * 20).ids == hf.encode(texts[0] * 20).ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the fallback lets `tokenizers`' own errors escape: a bare Exception when the "
-    "first text has no room left, a PanicException (a BaseException, which `except Exception` misses) "
-    "when its room is not larger than `stride`; the Rust backend raises ValueError for both",
-)
 @pytest.mark.parametrize("room", [0, 3], ids=["no room", "room below stride"])
 def test_only_first_without_room_is_a_value_error(tok, room: int) -> None:
     first = "a first text that is long enough to need cutting down " * 3
@@ -258,12 +253,6 @@ def test_call_arrays_match_transformers(tok, hf_fast, corpus, call: str, with_pa
     np.testing.assert_array_equal(got["word_ids"], words.reshape(got["word_ids"].shape))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the fallback pads with id 0 ('<s>' here) because tokenizer.json saves no padding; "
-    "transformers pads with the folder's pad_token ('<pad>', id 1). Tokenizer.from_pretrained should read "
-    "pad_token from tokenizer_config.json / special_tokens_map.json.",
-)
 def test_padding_uses_the_models_pad_token(tok, hf_fast) -> None:
     assert tok.pad_token_id == hf_fast.pad_token_id
     texts = ["a short one", "and a much, much longer sentence to pad the first one against"]

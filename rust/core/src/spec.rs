@@ -158,6 +158,9 @@ impl TokenizerSpec {
         let model = root
             .get("model")
             .ok_or_else(|| Error::bad_file(path, "missing field `model`"))?;
+        if !model.is_object() {
+            return Err(Error::bad_file(path, "`model` is not an object"));
+        }
         let model_type = model.get("type").and_then(Value::as_str).unwrap_or("");
         if model_type != "WordPiece" {
             return Err(Error::Unsupported(format!(
