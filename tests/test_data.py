@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from fastbert import data as fd
 from fastbert.data import DataError, data_fingerprint, load_examples, stratified_split
 from fastbert.metrics import get_entities
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

