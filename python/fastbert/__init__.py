@@ -17,15 +17,39 @@ from fastbert.tokenizer import Encoding, Tokenizer
 
 __version__ = "0.1.0"
 
+# The training API pulls in PyTorch; load it on first use so that tokenization
+# (and `fastbert tokenize`) starts fast.
+_LAZY = {
+    "finetune": "fastbert.api",
+    "load": "fastbert.api",
+    "predict": "fastbert.api",
+    "FineTunedModel": "fastbert.api",
+    "FinetuneConfig": "fastbert.config",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fastbert' has no attribute {name!r}")
+
+
 __all__ = [
     "Encoding",
+    "FineTunedModel",
+    "FinetuneConfig",
     "InternalError",
     "Tokenizer",
     "UnsupportedTokenizerError",
     "__version__",
     "chunk_texts",
+    "finetune",
+    "load",
     "merge_token_predictions",
     "merge_windows",
+    "predict",
     "spans_to_bio",
     "token_to_entities",
     "token_to_word_predictions",

@@ -1,0 +1,143 @@
+"""`FinetuneConfig`: every knob of `fastbert.finetune`, with its type, default and meaning.
+
+The defaults are BERT practice (Devlin et al., 2019; the `transformers` examples):
+AdamW with weight decay 0.01 except on biases and LayerNorm, 6% linear warm-up
+then linear decay, gradient clipping at 1.0, batches of 32, early stopping on
+macro-F1 with the best checkpoint restored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Task = Literal["classification", "pair", "multilabel", "regression", "token", "mlm"]
+Strategy = Literal["full", "frozen", "freeze_lower", "lora"]
+Pooling = Literal["cls", "mean", "attention"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+#: What "best" means per task when `metric` is left at "auto", and whether higher is better.
+DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
+    "classification": ("macro_f1", True),
+    "pair": ("macro_f1", True),
+    "multilabel": ("macro_f1", True),
+    "regression": ("pearson", True),
+    "token": ("f1", True),
+    "mlm": ("loss", False),
+}
+LOWER_IS_BETTER = {"loss", "mse", "rmse", "mae"}
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything that decides a fine-tuning run. Saved in ``fastbert.json`` next to the model."""
+
+    #: classification | pair | multilabel | regression | token | mlm.
+    task: Task = "classification"
+    #: Model folder (Hugging Face layout). ``None``: the packaged MiniLM-L6-H384-uncased.
+    model: str | None = None
+    #: Sentence vector for sequence tasks: ``cls`` (BERT's pooler; loads in transformers as is),
+    #: ``mean`` or ``attention`` (learned weights over tokens).
+    pooling: Pooling = "cls"
+    #: ``full`` fine-tuning; ``frozen`` encoder (train the head only); ``freeze_lower``
+    #: (embeddings + the lower ``freeze_layers`` layers frozen); ``lora`` adapters.
+    strategy: Strategy = "full"
+    #: Layers frozen by ``freeze_lower``.
+    freeze_layers: int = 0
+    #: LoRA rank, scaling numerator (scale = alpha / rank), dropout on the adapter input,
+    #: and the Linear layers (by module name) that get adapters. The head always trains.
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = ("query", "value")
+    #: Passes over the training data (fractions allowed).
+    epochs: float = 3.0
+    #: Examples per optimizer step (before accumulation): the *global* batch under DDP.
+    batch_size: int = 32
+    #: Micro-batches accumulated per optimizer step.
+    grad_accum: int = 1
+    #: Optional cap on padded tokens per batch (length-bucketed batching); ``None``: by ``batch_size``.
+    token_budget: int | None = None
+    #: Peak learning rate, AdamW betas/epsilon, weight decay (not on biases and LayerNorm).
+    lr: float = 5e-5
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.01
+    #: Fraction of optimizer steps spent warming up linearly from 0; then linear decay to 0.
+    warmup_ratio: float = 0.06
+    #: Gradient clipping (global L2 norm); ``None`` disables.
+    max_grad_norm: float | None = 1.0
+    #: Tokens per sequence, special tokens included; longer texts are truncated.
+    max_length: int = 128
+    #: ``None``, ``"balanced"`` (n / (k · count)) or ``{label: weight}`` for the cross-entropy.
+    class_weights: str | dict[str, float] | None = None
+    #: Model-selection metric on dev (``auto``: macro_f1 / entity f1 / pearson / loss by task).
+    metric: str = "auto"
+    #: Evaluations without improvement before stopping; ``None``: never stop early.
+    early_stopping_patience: int | None = 3
+    #: Evaluate every N optimizer steps; ``None``: once per epoch.
+    eval_steps: int | None = None
+    #: Dev fraction split off (stratified) when no eval data is given.
+    dev_fraction: float = 0.1
+    #: Seed for initialisation, shuffling, dropout and masking.
+    seed: int = 42
+    #: ``torch.use_deterministic_algorithms``: slower, bit-reproducible on one machine.
+    deterministic: bool = False
+    #: ``auto``: bf16 autocast on GPUs that support it, fp32 otherwise (always fp32 on the CPU).
+    precision: Precision = "auto"
+    #: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+    device: str = "auto"
+    #: Token tasks: ``first`` sub-token carries the word label, or ``all`` sub-tokens do.
+    label_strategy: Literal["first", "all"] = "first"
+    #: MLM: fraction of tokens selected; BERT's 80/10/10 replacement; whole-word masking.
+    mlm_probability: float = 0.15
+    whole_word_masking: bool = False
+    #: Dropout override for hidden layers and attention (``None``: the checkpoint's).
+    dropout: float | None = None
+    #: Use fused GPU kernels when CUDA is available.
+    use_kernels: bool = True
+    #: Show progress bars.
+    progress: bool = True
+    #: Override column detection.
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_metric(self) -> tuple[str, bool]:
+        """(metric name, higher is better)."""
+        if self.metric == "auto":
+            return DEFAULT_METRIC[self.task]
+        return self.metric, self.metric not in LOWER_IS_BETTER
+
+    def validate(self) -> None:
+        if self.task not in DEFAULT_METRIC:
+            raise ValueError(f"task must be one of {sorted(DEFAULT_METRIC)}, not {self.task!r}")
+        if self.strategy not in ("full", "frozen", "freeze_lower", "lora"):
+            raise ValueError(f"strategy must be full, frozen, freeze_lower or lora, not {self.strategy!r}")
+        if self.pooling not in ("cls", "mean", "attention"):
+            raise ValueError(f"pooling must be cls, mean or attention, not {self.pooling!r}")
+        for name in ("batch_size", "grad_accum", "max_length", "lora_rank"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, not {self.epochs!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
+        if not 0 < self.dev_fraction < 1:
+            raise ValueError(f"dev_fraction must be in (0, 1), not {self.dev_fraction!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinetuneConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown finetune options {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        for k in ("lora_targets", "adam_betas"):
+            if k in d and isinstance(d[k], list):
+                d[k] = tuple(d[k])
+        return cls(**d)

@@ -1,0 +1,138 @@
+"""Task heads over :class:`fastbert.model.BertModel`, named as in ``transformers``.
+
+Every head keeps the parameter names of the matching ``transformers`` class
+(``bert.*``, ``classifier.*``, ``cls.predictions.*``) so that a saved state dict
+loads into ``AutoModelFor…`` unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fastbert.model import BertConfig, BertModel
+
+Pooling = Literal["cls", "mean", "attention"]
+
+
+class AttentionPooling(nn.Module):
+    """A learned query scores every token; the sentence vector is their softmax-weighted mean."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(hidden, 1)
+
+    def forward(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        # hidden: (B, L, H), mask: (B, L) -> (B, H)
+        scores = self.score(hidden).squeeze(-1).masked_fill(mask == 0, torch.finfo(hidden.dtype).min)
+        return torch.einsum("bl,blh->bh", scores.softmax(-1), hidden)
+
+
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Mean over real tokens: (B, L, H), (B, L) -> (B, H)."""
+    m = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class SequenceClassifier(nn.Module):
+    """``BertForSequenceClassification``: one vector per text (or text pair) → ``num_labels`` scores.
+
+    ``pooling="cls"`` uses BERT's pooler (tanh over the first token), exactly as
+    ``transformers`` does, so saved models predict the same there. ``mean`` and
+    ``attention`` pool the last hidden layer instead.
+    """
+
+    def __init__(
+        self, config: BertConfig, num_labels: int, pooling: Pooling = "cls", dropout: float | None = None
+    ) -> None:
+        super().__init__()
+        self.bert = BertModel(config, add_pooling_layer=True)
+        self.pooling = pooling
+        self.attention_pool = AttentionPooling(config.hidden_size) if pooling == "attention" else None
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        _init_linear(self.classifier)
+        self.num_labels = num_labels
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)  # (B, L, H), (B, H)
+        if self.pooling == "cls":
+            vec = pooled
+        elif self.pooling == "mean":
+            vec = mean_pool(hidden, attention_mask)
+        else:
+            assert self.attention_pool is not None
+            vec = self.attention_pool(hidden, attention_mask)
+        return self.classifier(self.dropout(vec))  # (B, num_labels)
+
+
+class TokenClassifier(nn.Module):
+    """``BertForTokenClassification``: one score vector per token."""
+
+    def __init__(self, config: BertConfig, num_labels: int, dropout: float | None = None) -> None:
+        super().__init__()
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        _init_linear(self.classifier)
+        self.num_labels = num_labels
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        hidden, _ = self.bert(input_ids, attention_mask, token_type_ids)
+        return self.classifier(self.dropout(hidden))  # (B, L, num_labels)
+
+
+class MaskedLM(nn.Module):
+    """``BertForMaskedLM``: predicts the original token at masked positions; decoder tied to the embeddings."""
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__()
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = _MLMHead(config)
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        hidden, _ = self.bert(input_ids, attention_mask, token_type_ids)
+        return self.cls.predictions(hidden)  # (B, L, vocab)
+
+
+class _Transform(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.LayerNorm(F.gelu(self.dense(x)))
+
+
+class _Predictions(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.transform = _Transform(c)
+        self.decoder = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(c.vocab_size))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.transform(x)) + self.bias
+
+
+class _MLMHead(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.predictions = _Predictions(c)
+
+
+def _init_linear(layer: nn.Linear, std: float = 0.02) -> None:
+    """BERT's initialisation for new heads: N(0, 0.02) weights, zero bias."""
+    nn.init.normal_(layer.weight, std=std)
+    nn.init.zeros_(layer.bias)

@@ -1,0 +1,119 @@
+"""LoRA (Hu et al., 2021) in plain PyTorch: ``y = x Wᵀ + b + s · (dropout(x) Aᵀ) Bᵀ``, W frozen.
+
+`LoRALinear` *is* an ``nn.Linear`` (same ``weight``/``bias`` names, so checkpoints
+and merging stay simple) with two small extra layers named as PEFT names them
+(``lora_A``, ``lora_B``), so the adapter saves in PEFT's format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+
+class LoRALinear(nn.Linear):
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float) -> None:
+        super().__init__(base.in_features, base.out_features, bias=base.bias is not None)
+        with torch.no_grad():
+            self.weight.copy_(base.weight)
+            if base.bias is not None:
+                self.bias.copy_(base.bias)
+        self.weight.requires_grad_(False)
+        if self.bias is not None:
+            self.bias.requires_grad_(False)
+        self.rank = rank
+        self.scaling = alpha / rank
+        self.lora_dropout = nn.Dropout(dropout)
+        self.lora_A = nn.Linear(base.in_features, rank, bias=False)
+        self.lora_B = nn.Linear(rank, base.out_features, bias=False)
+        # PEFT's initialisation: A like a Linear layer (Kaiming uniform), B zero, so training starts at W.
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x) + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+
+    def merged_weight(self) -> Tensor:
+        """W + s · B A: the plain Linear weight that gives the same outputs (without dropout)."""
+        return self.weight + self.scaling * (self.lora_B.weight @ self.lora_A.weight)
+
+
+def add_lora(model: nn.Module, targets: Iterable[str], rank: int, alpha: float, dropout: float) -> list[str]:
+    """Replace every ``nn.Linear`` whose attribute name is in ``targets`` inside ``model.bert``.
+
+    Freezes all encoder parameters except the adapters. Returns the replaced module paths.
+    """
+    targets = set(targets)
+    replaced = []
+    encoder = model.bert  # type: ignore[attr-defined]
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    for path, module in list(encoder.named_modules()):
+        for name, child in list(module.named_children()):
+            if name in targets and type(child) is nn.Linear:
+                setattr(module, name, LoRALinear(child, rank, alpha, dropout))
+                replaced.append(f"bert.{path}.{name}" if path else f"bert.{name}")
+    if not replaced:
+        raise ValueError(f"no Linear layer named {sorted(targets)} in the encoder")
+    return replaced
+
+
+def merged_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state dict with every adapter folded into its base weight (plain HF keys)."""
+    state = {}
+    lora = {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    for key, value in model.state_dict().items():
+        owner = key.rsplit(".", 1)[0]
+        if ".lora_" in key:
+            continue
+        if owner in lora and key.endswith(".weight"):
+            value = lora[owner].merged_weight().detach()
+        state[key] = value
+    return state
+
+
+def save_peft_adapter(
+    model: nn.Module,
+    folder: Path,
+    *,
+    task_type: str,
+    base_model: str,
+    rank: int,
+    alpha: float,
+    dropout: float,
+    targets: Iterable[str],
+    head_modules: Iterable[str],
+) -> None:
+    """Write ``adapter_config.json`` + ``adapter_model.safetensors`` as PEFT's ``save_pretrained`` does.
+
+    The head (``head_modules``, e.g. ``classifier``) goes in as PEFT ``modules_to_save``.
+    """
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    head_modules = list(head_modules)
+    tensors = {}
+    for key, value in model.state_dict().items():
+        if ".lora_A." in key or ".lora_B." in key or key.split(".")[0] in head_modules:
+            tensors[f"base_model.model.{key}"] = value.detach().contiguous()
+    save_file(tensors, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    config = {
+        "peft_type": "LORA",
+        "task_type": task_type,
+        "base_model_name_or_path": base_model,
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": dropout,
+        "target_modules": sorted(set(targets)),
+        "modules_to_save": head_modules,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+    }
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

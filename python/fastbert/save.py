@@ -1,0 +1,198 @@
+"""Saving and loading fine-tuned models as standard Hugging Face folders.
+
+A saved folder holds ``config.json`` (with ``id2label``), ``model.safetensors`` and
+the tokenizer files, so ``transformers.AutoModelFor…`` loads it as it is; plus
+``fastbert.json`` (the full config, data hashes, seed, library versions, metrics)
+and, for LoRA runs, a PEFT adapter in ``adapter/``.
+
+Writing goes to a temporary sibling folder that is renamed into place at the end:
+an interrupted save leaves nothing half-written under the target name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fastbert.config import FinetuneConfig
+from fastbert.lora import LoRALinear, merged_state_dict, save_peft_adapter
+
+if TYPE_CHECKING:
+    from fastbert.api import FineTunedModel
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+ARCHITECTURE = {
+    "classification": "BertForSequenceClassification",
+    "pair": "BertForSequenceClassification",
+    "multilabel": "BertForSequenceClassification",
+    "regression": "BertForSequenceClassification",
+    "token": "BertForTokenClassification",
+    "mlm": "BertForMaskedLM",
+}
+PROBLEM_TYPE = {
+    "classification": "single_label_classification",
+    "pair": "single_label_classification",
+    "multilabel": "multi_label_classification",
+    "regression": "regression",
+}
+PEFT_TASK = {"token": "TOKEN_CLS", "mlm": "FEATURE_EXTRACTION"}
+
+
+def versions() -> dict[str, str]:
+    import fastbert
+
+    out = {
+        "fastbert": fastbert.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        import tokenizers
+
+        out["tokenizers"] = tokenizers.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def save_model(ft: FineTunedModel, target: Path, *, overwrite: bool = False) -> Path:
+    target = target.resolve()
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} exists and is not empty; pass overwrite=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        _write(ft, tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _write(ft: FineTunedModel, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    cfg = ft.config
+    model = ft.model
+    bert_cfg = model.bert.config  # type: ignore[attr-defined]
+    hf = bert_cfg.to_hf_dict()
+    hf["architectures"] = [ARCHITECTURE[cfg.task]]
+    if cfg.task != "mlm":
+        names = ft.label_names or ["LABEL_0"]
+        hf["id2label"] = {str(i): n for i, n in enumerate(names)}
+        hf["label2id"] = {n: i for i, n in enumerate(names)}
+        hf["problem_type"] = PROBLEM_TYPE.get(cfg.task)
+    hf["torch_dtype"] = "float32"
+    (folder / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
+
+    state = merged_state_dict(model)
+    if cfg.task == "mlm":
+        # Tied to the word embeddings; transformers re-ties it on load.
+        state.pop("cls.predictions.decoder.weight", None)
+        state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"].clone()
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    for name in TOKENIZER_FILES:
+        src = ft.source_dir / name
+        if src.is_file():
+            shutil.copyfile(src, folder / name)
+
+    if cfg.strategy == "lora":
+        save_peft_adapter(
+            model,
+            folder / "adapter",
+            task_type=PEFT_TASK.get(cfg.task, "SEQ_CLS"),
+            base_model=str(ft.source_dir),
+            rank=cfg.lora_rank,
+            alpha=cfg.lora_alpha,
+            dropout=cfg.lora_dropout,
+            targets=cfg.lora_targets,
+            head_modules=["classifier"] if cfg.task != "mlm" else [],
+        )
+
+    meta = {
+        "format": 1,
+        "task": cfg.task,
+        "config": cfg.to_dict(),
+        "label_names": ft.label_names,
+        "thresholds": ft.thresholds,
+        "seed": cfg.seed,
+        "data": ft.data_info,
+        "metrics": ft.metrics,
+        "history": None if ft.history is None else ft.history.__dict__,
+        "versions": versions(),
+        "base_model": str(ft.source_dir),
+    }
+    (folder / "fastbert.json").write_text(json.dumps(_jsonable(meta), indent=2) + "\n", encoding="utf-8")
+
+
+def load_model(folder: Path, device: str = "auto") -> FineTunedModel:
+    from safetensors.torch import load_file
+
+    from fastbert.api import FineTunedModel, build_model
+    from fastbert.tokenizer import Tokenizer
+    from fastbert.train import resolve_device
+
+    meta_path = folder / "fastbert.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path}: not a folder saved by fastbert (no fastbert.json)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{meta_path}: not valid JSON ({e})") from e
+    cfg = FinetuneConfig.from_dict(meta["config"])
+    # The saved weights are merged: load them into a plain model, whatever the training strategy was.
+    cfg.strategy = "full"
+    names = meta.get("label_names")
+    num_labels = 1 if cfg.task == "regression" else len(names or [])
+    model = build_model(cfg, folder, num_labels, load_weights=False)
+    state = load_file(str(folder / "model.safetensors"))
+    if cfg.task == "mlm":
+        state.pop("cls.predictions.decoder.bias", None)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "cls.predictions.decoder.weight"]
+    if missing or unexpected:
+        raise ValueError(
+            f"{folder / 'model.safetensors'}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    thresholds = meta.get("thresholds")
+    return FineTunedModel(
+        model,
+        Tokenizer.from_pretrained(folder),
+        cfg,
+        names,
+        source_dir=folder,
+        thresholds=np.asarray(thresholds) if thresholds is not None else None,
+        metrics=meta.get("metrics"),
+        data_info=meta.get("data"),
+    )
