@@ -364,8 +364,6 @@ def train(
             else:
                 inputs, labels = b["input_ids"], b["labels"]
                 den = loss_denominator(task, labels_np, class_weights) / world if world > 1 else None
-                if task == "token" and labels_np is not None and world == 1:
-                    den = None
             with autocast_for(device, cfg.precision):
                 logits = wrapped(inputs, b["attention_mask"], b["token_type_ids"])
             loss = task_loss(task, logits, labels, cw, den) / cfg.grad_accum
@@ -383,6 +381,9 @@ def train(
                 history.steps.append(step)
                 history.train_loss.append(running / cfg.grad_accum)
                 running = 0.0
+                if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
+                    rate = samples / max(time.perf_counter() - start, 1e-9)
+                    iterator.set_postfix(loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False)
                 if cfg.eval_steps is not None and step % cfg.eval_steps == 0 and run_eval():
                     stop = history.stopped_early = True
                     break
