@@ -23,6 +23,7 @@ with plain Python loops; ``tests/test_align.py`` compares the two on generated i
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -83,10 +84,15 @@ def _ragged(per_sample: Sequence[Sequence[int]], name: str) -> tuple[np.ndarray,
     np.cumsum(lengths, out=offsets[1:])
     if int(offsets[-1]) == 0:
         return np.zeros(0, dtype=np.int64), offsets
-    flat = np.concatenate([_numpy(s).reshape(-1) for s in per_sample if len(s)])
-    if flat.dtype.kind not in "iub":
-        raise TypeError(f"{name} must hold integers, not {flat.dtype}")
-    return np.ascontiguousarray(flat, dtype=np.int64), offsets
+    try:
+        # One pass over all values: far cheaper than an array per sample.
+        flat = np.fromiter(itertools.chain.from_iterable(per_sample), dtype=np.int64, count=int(offsets[-1]))
+    except (TypeError, ValueError):
+        flat = np.concatenate([_numpy(s).reshape(-1) for s in per_sample if len(s)])
+        if flat.dtype.kind not in "iub":
+            raise TypeError(f"{name} must hold integers, not {flat.dtype}") from None
+        flat = np.ascontiguousarray(flat, dtype=np.int64)
+    return flat, offsets
 
 
 def bio_labels(label_names: Sequence[str]) -> list[str]:
@@ -169,6 +175,7 @@ def tokenize_and_align(
     return_overflowing_tokens: bool = False,
     return_tensors: Literal["np", "pt"] = "np",
     ignore_index: int = IGNORE_INDEX,
+    num_threads: int | None = None,
 ) -> dict[str, Any]:
     """Tokenize pre-split ``words`` and align their word ``labels`` to the tokens.
 
@@ -200,6 +207,7 @@ def tokenize_and_align(
         stride=stride,
         return_overflowing_tokens=return_overflowing_tokens,
         return_tensors="np",
+        num_threads=num_threads,
     )
     enc["labels"] = word_labels_to_token_labels(
         enc["word_ids"],

@@ -61,12 +61,33 @@ pub fn encode_batch(
             )));
         }
     }
+    // Waking worker threads costs tens of microseconds; below this much text one
+    // thread finishes first (measured: 256 SST-2 sentences, 340 µs on one thread
+    // against 480 µs on two).
+    const PARALLEL_MIN_BYTES: usize = 64 * 1024;
+    let bytes: usize = inputs
+        .iter()
+        .chain(pairs.unwrap_or(&[]))
+        .map(input_bytes)
+        .sum();
+    let threads = if bytes < PARALLEL_MIN_BYTES {
+        Some(1)
+    } else {
+        threads
+    };
     let idx: Vec<usize> = (0..inputs.len()).collect();
     pool::map(&idx, threads, |&i| {
         tok.encode(inputs[i], pairs.map(|p| p[i]), opts)
     })
     .into_iter()
     .collect()
+}
+
+fn input_bytes(input: &Input) -> usize {
+    match input {
+        Input::Text(t) => t.len(),
+        Input::Words(w) => w.iter().map(|s| s.len() + 1).sum(),
+    }
 }
 
 /// Pad `encodings` into arrays. `pad_to_multiple_of` rounds the padded length up.
@@ -105,6 +126,12 @@ pub fn pad_batch(
         cols = cols.div_ceil(m) * m;
     }
     let n = rows.len();
+    // Small arrays fill faster than worker threads wake up.
+    let threads = if n * cols < 256 * 1024 {
+        Some(1)
+    } else {
+        threads
+    };
     let mut batch = PaddedBatch {
         rows: n,
         cols,
