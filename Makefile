@@ -9,6 +9,7 @@ SHELL := bash
 # The project's virtual environment, if there is one; otherwise whatever is on PATH.
 VENV ?= .venv
 PYTHON := $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+PYTEST := $(if $(wildcard $(VENV)/bin/pytest),$(VENV)/bin/pytest,pytest)
 export PYO3_PYTHON := $(abspath $(PYTHON))
 # Other engineers share the checkout: serialise builds.
 LOCK := flock /tmp/fastbert-build.lock
@@ -38,7 +39,7 @@ lint-python: ## ruff check and ruff format --check
 
 .PHONY: stub-check
 stub-check: ## Check python/fastbert/_core.pyi against the compiled module
-	$(PYTHON) -m pytest -q tests/test_stub.py
+	$(PYTEST) -q tests/test_stub.py
 
 .PHONY: format
 format: ## Format Rust and Python sources in place
@@ -47,8 +48,8 @@ format: ## Format Rust and Python sources in place
 	$(PYTHON) -m ruff format $(PY_DIRS)
 
 .PHONY: test
-test: ## The Python test suite (what CI runs: python -m pytest)
-	$(PYTHON) -m pytest
+test: ## The Python test suite (what CI runs: pytest)
+	$(PYTEST)
 
 .PHONY: test-rust
 test-rust: ## The Rust core's unit tests

@@ -474,7 +474,12 @@ def finetune(
         probs = 1 / (1 + np.exp(-predict_logits(net, dev_feats, 64, device, cfg.precision)))
         ft.thresholds = tune_thresholds(probs, np.asarray(dev_ex.labels))
     ft.history = history
-    ft.metrics = evaluate_features(ft, dev_ex, dev_feats)
+    last = history.evals[-1] if history.evals else None
+    kept_last = last is not None and (not cfg.restore_best or history.best_step == last["step"])
+    if kept_last and cfg.task != "multilabel":  # the final weights were just evaluated
+        ft.metrics = {k: v for k, v in last.items() if k != "step"}
+    else:
+        ft.metrics = evaluate_features(ft, dev_ex, dev_feats)
     ft.data_info = {
         "train_sha256": data_mod.data_fingerprint(train_ex),
         "dev_sha256": data_mod.data_fingerprint(dev_ex),

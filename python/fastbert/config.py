@@ -75,6 +75,8 @@ class FinetuneConfig:
     metric: str = "auto"
     #: Evaluations without improvement before stopping; ``None``: never stop early.
     early_stopping_patience: int | None = 3
+    #: Restore the weights of the best evaluation at the end (``False``: keep the last weights).
+    restore_best: bool = True
     #: Evaluate every N optimizer steps; ``None``: once per epoch.
     eval_steps: int | None = None
     #: Dev fraction split off (stratified) when no eval data is given.

@@ -394,7 +394,7 @@ def train(
     history.train_samples_per_second = samples / max(history.train_seconds, 1e-9)
     if evaluate is not None and (not history.evals or history.evals[-1]["step"] != step) and not stop:
         run_eval()
-    if best_state is not None:
+    if best_state is not None and cfg.restore_best:
         model.load_state_dict(best_state)
     model.eval()
     return history
