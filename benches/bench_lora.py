@@ -1,0 +1,239 @@
+"""Benchmark: fastbert.kernels.lora_linear against the frozen base GEMM alone and PEFT's LoRA Linear (GPU only).
+
+For BERT-sized projections (768 → 768 as query/value, 768 → 3072 as the
+feed-forward) at 4k and 16k tokens, ranks 8 and 16, bf16, forward and
+forward+backward (dx, dA, dB; W frozen) of:
+
+- ``base``: ``F.linear(x, W, b)`` alone, W frozen — the floor any LoRA layer sits on;
+- ``peft``: ``peft.tuners.lora.Linear`` (``get_peft_model``), the usual way;
+- ``fastbert_eager``: ``fastbert.lora.LoRALinear``, the plain-PyTorch layer the trainer uses now;
+- ``fused``: ``fastbert.kernels.lora_linear``, one Triton kernel forward, one + two small GEMMs backward.
+
+With ``--dropout 0.1`` the adapters use dropout (PEFT and fastbert_eager through
+``nn.Dropout``, ours through a Bernoulli mask). Ratios printed: fused time over base
+(the LoRA overhead we still pay) and PEFT time over fused (our speed-up). TFLOP/s
+count the useful products: 2MNK + 2MKr + 2MNr forward, twice that backward
+(dx's two products, dA and dB). Times are ``triton.testing.do_bench`` medians.
+
+Usage::
+
+    python benches/bench_lora.py [--quick] [--out results.json] [--dropout 0.1] [--dtype float16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(*args: Any) -> None:
+    print(*args, flush=True)
+
+
+def load_fastbert() -> tuple[Any, Any, str]:
+    """(fastbert.kernels, fastbert.lora) as installed; else from this checkout (no compiled _core for this Python)."""
+    try:
+        import fastbert.kernels as kernels
+        import fastbert.lora as lora
+
+        return kernels, lora, f"installed fastbert ({Path(kernels.__file__).parent})"
+    except ImportError as e:
+        reason = str(e)
+    for name in [m for m in sys.modules if m == "fastbert" or m.startswith("fastbert.")]:
+        del sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        "_fastbert_build", REPO / "build_backend" / "fastbert_build.py"
+    )
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    build.sync_kernels(REPO, quiet=True)
+    package = types.ModuleType("fastbert")  # a bare package: its __init__ needs the compiled _core
+    package.__path__ = [str(REPO / "python" / "fastbert")]
+    sys.modules["fastbert"] = package
+    import fastbert.kernels as kernels
+    import fastbert.lora as lora
+
+    return kernels, lora, f"source checkout {REPO / 'kernels'} (fastbert itself not importable: {reason})"
+
+
+def environment(source: str) -> dict[str, str]:
+    import peft
+    import torch
+    import triton
+
+    props = torch.cuda.get_device_properties(0)
+    try:
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        driver = "unknown"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=30
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        sha = ""
+    return {
+        "device": props.name,
+        "driver": driver or "unknown",
+        "cuda": str(torch.version.cuda),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "kernels": source,
+        "fastbert_git": sha or "?",
+    }
+
+
+def bench(fn, grads, quick: bool) -> float:
+    import triton
+
+    warmup, rep = (10, 40) if quick else (25, 150)
+    return triton.testing.do_bench(fn, warmup=warmup, rep=rep, grad_to_none=grads, return_mode="median")
+
+
+def case(kernels, lora_mod, m: int, k: int, n: int, rank: int, dtype_name: str, dropout: float, quick: bool):
+    import peft
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(0)
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(k, n)
+
+    model = peft.get_peft_model(
+        Tiny(),
+        peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["proj"], lora_dropout=dropout),
+    )
+    layer = model.base_model.model.proj.to(device="cuda", dtype=dtype).train()
+    with torch.no_grad():
+        layer.lora_B["default"].weight.normal_(0, rank**-0.5)  # non-zero, as after some training
+    weight, bias = layer.base_layer.weight, layer.base_layer.bias
+    a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    scaling = layer.scaling["default"]
+    assert not weight.requires_grad and a.requires_grad and b.requires_grad
+
+    eager = (
+        lora_mod.LoRALinear(nn.Linear(k, n), rank, 2 * rank, dropout).to(device="cuda", dtype=dtype).train()
+    )
+    with torch.no_grad():
+        eager.weight.copy_(weight)
+        eager.bias.copy_(bias)
+        eager.lora_A.weight.copy_(a)
+        eager.lora_B.weight.copy_(b)
+
+    x = torch.randn(m, k, device="cuda", dtype=dtype, requires_grad=True)
+    dy = torch.randn(m, n, device="cuda", dtype=dtype)
+
+    # Correctness at this size, dropout off: fused and PEFT against fp64.
+    with torch.no_grad():
+        ref = (
+            F.linear(x.double(), weight.double(), bias.double())
+            + (x.double() @ a.double().t()) @ b.double().t() * scaling
+        )
+        layer.eval()
+        err_peft = ((layer(x).double() - ref).norm() / ref.norm()).item()
+        layer.train()
+        err_fused = (
+            (kernels.lora_linear(x, weight, bias, a, b, scaling).double() - ref).norm() / ref.norm()
+        ).item()
+
+    fns = {
+        "base": lambda: F.linear(x, weight, bias),
+        "peft": lambda: layer(x),
+        "fastbert_eager": lambda: eager(x),
+        "fused": lambda: kernels.lora_linear(x, weight, bias, a, b, scaling, dropout),
+    }
+    grads = {
+        "base": [x],
+        "peft": [x, a, b],
+        "fastbert_eager": [x, eager.lora_A.weight, eager.lora_B.weight],
+        "fused": [x, a, b],
+    }
+    times: dict[str, dict[str, float]] = {}
+    for name, fn in fns.items():
+
+        def fwd_bwd(fn=fn):
+            fn().backward(dy)
+
+        times[name] = {"fwd": bench(fn, grads[name], quick), "fwd_bwd": bench(fwd_bwd, grads[name], quick)}
+    fwd_flops = 2 * m * n * k + 2 * m * k * rank + 2 * m * n * rank
+    flops = {"fwd": fwd_flops, "fwd_bwd": 3 * fwd_flops}
+    row = {
+        "shape": {"M": m, "K": k, "N": n, "r": rank},
+        "dtype": dtype_name,
+        "dropout": dropout,
+        "rel_err_vs_fp64": {"fused": err_fused, "peft": err_peft},
+        "ms": times,
+        "tflops": {name: {key: flops[key] / t[key] / 1e9 for key in t} for name, t in times.items()},
+        "fused_over_base": {key: times["fused"][key] / times["base"][key] for key in ("fwd", "fwd_bwd")},
+        "peft_over_fused": {key: times["peft"][key] / times["fused"][key] for key in ("fwd", "fwd_bwd")},
+    }
+    for key in ("fwd", "fwd_bwd"):
+        log(
+            f"  M={m:<6} {k}->{n:<5} r={rank:<3} {key:8} "
+            + "  ".join(f"{name} {times[name][key]:.4f}" for name in fns)
+            + f" ms | fused/base {row['fused_over_base'][key]:.2f}x, peft/fused {row['peft_over_fused'][key]:.2f}x"
+            + f" | fused {row['tflops']['fused'][key]:.0f} TFLOP/s"
+        )
+    log(f"  rel. error vs fp64 (no dropout): fused {err_fused:.1e}, peft {err_peft:.1e}")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer shapes and repeats (under a minute)")
+    parser.add_argument("--out", type=Path, help="write all numbers as JSON here")
+    parser.add_argument("--dropout", type=float, default=0.0, help="adapter dropout for every contestant")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if not torch.cuda.is_available():
+        log("bench_lora: needs a CUDA GPU (nothing to compare on the CPU); skipped")
+        return 0
+    kernels, lora_mod, source = load_fastbert()
+    env = environment(source)
+    log("# fastbert fused LoRA vs base GEMM and PEFT")
+    for key, value in env.items():
+        log(f"- {key}: {value}")
+    log(f"- dtype: {args.dtype}, adapter dropout: {args.dropout}")
+    log(
+        "  times in ms (median); fused/base: LoRA overhead over the frozen GEMM; peft/fused: speed-up over PEFT"
+    )
+    shapes = [(16384, 768, 768, 8), (16384, 768, 3072, 8)]
+    if not args.quick:
+        shapes = [(4096, 768, 768, 8), *shapes[:1], (16384, 768, 768, 16), shapes[1], (16384, 3072, 768, 8)]
+    start = time.perf_counter()
+    rows = [case(kernels, lora_mod, *shape, args.dtype, args.dropout, args.quick) for shape in shapes]
+    results = {"environment": env, "quick": args.quick, "rows": rows, "seconds": time.perf_counter() - start}
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+        log(f"wrote {args.out}")
+    log(f"done in {results['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Triton kernels for fastbert: variable-length attention and fused LoRA.
+
+Import as ``fastbert.kernels`` (the build copies this folder there; see
+``build_backend/fastbert_build.py``). Importing this package needs neither a GPU
+nor Triton: the kernel modules load on first use of a name below.
+
+- :func:`varlen_attention` — FlashAttention-2-style forward and backward over
+  packed ``(total_tokens, heads, head_dim)`` batches with ``cu_seqlens``; its
+  signature fits ``fastbert.model.BertModel.attention_fn``.
+- :func:`padded_attention` — the same for ``(batch, seqlen, heads, head_dim)``
+  with a key-padding mask (unpads, runs the varlen kernel, pads back).
+- :func:`lora_linear` — ``y = x Wᵀ + b + s·(x Aᵀ) Bᵀ`` in one kernel; backward gives
+  dx, dA, dB (W frozen).
+
+Each kernel module holds its PyTorch reference (``*_reference``) beside it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+if __name__ != "fastbert.kernels":  # e.g. `import kernels` from the repository root
+    raise ImportError(
+        f"this package must be imported as fastbert.kernels, not {__name__}: "
+        "run `python -m build_backend.sync` (or build/install fastbert) and `import fastbert.kernels`"
+    )
+
+_LAZY = {
+    "varlen_attention": "attention",
+    "padded_attention": "attention",
+    "varlen_attention_reference": "attention",
+    "padded_attention_reference": "attention",
+    "attention_dropout_mask": "attention",
+    "unpad_input": "attention",
+    "pad_input": "attention",
+    "lora_linear": "lora",
+    "lora_linear_reference": "lora",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,697 @@
+"""Bidirectional attention over packed variable-length batches: FlashAttention-2 in Triton.
+
+Shapes: ``T`` total tokens of a packed batch, ``B`` sequences, ``h`` heads, ``d``
+head size, ``L`` (max) sequence length. A packed batch is the real tokens of all
+sequences one after the other, ``(T, h, d)``, with ``cu_seqlens`` (``(B+1,)``
+int32, ``cu_seqlens[0] == 0``, ``cu_seqlens[-1] == T``) marking where each starts:
+FlashAttention's varlen convention, the one ``fastbert.model`` uses.
+
+Forward (Dao 2023, "FlashAttention-2", Algorithm 1): one program per
+(query block, sequence, head) streams the key/value blocks of its own sequence
+with an online softmax, so the ``L×L`` score matrix is never stored; it keeps the
+row log-sum-exp (fp32, ``(h, T)``) for the backward pass. Backward (Algorithm 2,
+laid out as in Triton's fused-attention tutorial): one program per
+(block, sequence, head) first accumulates dK, dV for its key block over all query
+blocks, then dQ for the query block of the same index over all key blocks.
+It recomputes the scores twice (7 block products instead of 5) but needs no
+atomics, so gradients are deterministic.
+
+Attention-probability dropout is fused: a counter-based Philox stream
+(``tl.rand``) keyed by a per-call seed drawn from PyTorch's generator, with the
+counter ``(sequence·h + head) << 32 | (query·L + key)`` (positions local to the
+sequence), so the backward pass regenerates the same mask without storing it.
+:func:`attention_dropout_mask` materialises that mask for tests.
+
+All arithmetic accumulates in fp32. fp16/bf16 inputs use the tensor cores; fp32
+inputs use full-precision ``ieee`` products unless
+``torch.backends.cuda.matmul.allow_tf32`` is set. Head sizes up to 128 (any
+size; 32, 64 and 128 are the tuned ones).
+
+Layout (Liger-Kernel's): Triton kernels → launchers (registered as
+``torch.library`` custom ops, so ``torch.compile`` traces around them) →
+``torch.autograd.Function`` → functional wrappers (:func:`varlen_attention`,
+:func:`padded_attention`) → the PyTorch references (:func:`varlen_attention_reference`,
+:func:`padded_attention_reference`) that the tests compare against in fp64.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+from torch import Tensor
+
+__all__ = [
+    "attention_dropout_mask",
+    "pad_input",
+    "padded_attention",
+    "padded_attention_reference",
+    "unpad_input",
+    "varlen_attention",
+    "varlen_attention_reference",
+]
+
+LOG2E = 1.4426950408889634
+MAX_HEAD_DIM = 128
+
+
+# ============================================================================ kernels
+@triton.jit
+def _mm(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """``tl.dot`` with fp32 accumulation. ``UPCAST`` (set only under TRITON_INTERPRET for bf16):
+    Triton 3.9's interpreter multiplies bf16 tiles wrongly, so they are widened first; the
+    products of bf16 values are exact in fp32, so this is what the tensor cores compute."""
+    if UPCAST:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
+    return tl.dot(a, b, input_precision=PRECISION)
+
+
+@triton.jit
+def _dropout_keep(seed, bh, q_idx, k_idx, max_seqlen, dropout_p):
+    """Keep-mask for scores (query ``q_idx``, key ``k_idx``) of sequence·head ``bh``; shapes broadcast.
+
+    Philox counter: high word ``bh``, low word ``q_idx * max_seqlen + k_idx`` (< 2**31,
+    checked by the launcher). Forward, backward and :func:`attention_dropout_mask`
+    call this same function, so they agree bit for bit.
+    """
+    offsets = (q_idx * max_seqlen + k_idx).to(tl.int64) + (bh.to(tl.int64) << 32)
+    return tl.rand(seed, offsets) >= dropout_p
+
+
+@triton.jit
+def _attn_fwd_kernel(
+    Q, K, V, Out, LSE, CU_SEQLENS, SEED,
+    stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
+    stride_lse_h,
+    nheads, max_seqlen, qk_scale, dropout_p,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """Grid (cdiv(L, BLOCK_M), B, h). Writes O rows [m·BLOCK_M, …) of one sequence·head and their LSE.
+
+    Scores are kept in log2 units (``qk_scale`` = softmax scale · log2 e) so that the
+    exponentials are ``exp2``; ``LSE`` is stored in the same units.
+    """
+    pid_m = tl.program_id(0)
+    seq = tl.program_id(1)
+    head = tl.program_id(2)
+    start = tl.load(CU_SEQLENS + seq)
+    seqlen = tl.load(CU_SEQLENS + seq + 1) - start
+    if pid_m * BLOCK_M >= seqlen:
+        return
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_d = offs_d < HEAD_DIM
+    row_ok = offs_m < seqlen
+    start64 = start.to(tl.int64)
+    q_base = Q + start64 * stride_qt + head * stride_qh
+    k_base = K + start64 * stride_kt + head * stride_kh
+    v_base = V + start64 * stride_vt + head * stride_vh
+    q = tl.load(
+        q_base + offs_m[:, None] * stride_qt + offs_d[None, :],
+        mask=row_ok[:, None] & mask_d[None, :],
+        other=0.0,
+    )
+    if HAS_DROPOUT:
+        seed = tl.load(SEED)
+        bh = seq * nheads + head
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    for start_n in range(0, seqlen, BLOCK_N):
+        cols = start_n + offs_n
+        col_ok = cols < seqlen
+        kv_mask = col_ok[:, None] & mask_d[None, :]
+        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask, other=0.0)
+        s = _mm(q, tl.trans(k), DOT_PRECISION, UPCAST) * qk_scale  # (BLOCK_M, BLOCK_N)
+        s = tl.where(col_ok[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        # The normaliser sums the probabilities before dropout: softmax first, then drop.
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if HAS_DROPOUT:
+            keep = _dropout_keep(seed, bh, offs_m[:, None], cols[None, :], max_seqlen, dropout_p)
+            p = tl.where(keep, p, 0.0)
+        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
+        acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, DOT_PRECISION, UPCAST)
+        m_i = m_new
+
+    acc = acc / l_i[:, None]
+    if HAS_DROPOUT:
+        acc = acc * (1.0 / (1.0 - dropout_p))
+    o_base = Out + start64 * stride_ot + head * stride_oh
+    tl.store(
+        o_base + offs_m[:, None] * stride_ot + offs_d[None, :],
+        acc.to(Out.dtype.element_ty),
+        mask=row_ok[:, None] & mask_d[None, :],
+    )
+    tl.store(LSE + head * stride_lse_h + start + offs_m, m_i + tl.log2(l_i), mask=row_ok)
+
+
+@triton.jit
+def _attn_bwd_preprocess_kernel(
+    Out, DO, DELTA, total, stride_ot, stride_oh, stride_dot, stride_doh, stride_delta_h,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_T: tl.constexpr,
+):  # fmt: skip
+    """Grid (cdiv(T, BLOCK_T), h). ``DELTA[h, t] = Σ_d dO[t, h, d] · O[t, h, d]`` (fp32)."""
+    pid = tl.program_id(0)
+    head = tl.program_id(1)
+    offs_t = pid * BLOCK_T + tl.arange(0, BLOCK_T)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask = (offs_t[:, None] < total) & (offs_d[None, :] < HEAD_DIM)
+    rows = offs_t.to(tl.int64)[:, None]
+    o = tl.load(Out + rows * stride_ot + head * stride_oh + offs_d[None, :], mask=mask, other=0.0)
+    do = tl.load(DO + rows * stride_dot + head * stride_doh + offs_d[None, :], mask=mask, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    tl.store(DELTA + head * stride_delta_h + offs_t, delta, mask=offs_t < total)
+
+
+@triton.jit
+def _attn_bwd_kernel(
+    Q, K, V, DO, LSE, DELTA, DQ, DK, DV, CU_SEQLENS, SEED,
+    stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
+    stride_dqt, stride_dqh, stride_dkt, stride_dkh, stride_dvt, stride_dvh,
+    stride_lse_h,
+    nheads, max_seqlen, softmax_scale, qk_scale, dropout_p,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M1: tl.constexpr, BLOCK_N1: tl.constexpr, BLOCK_M2: tl.constexpr, BLOCK_N2: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """Grid (cdiv(L, BLOCK_N1), B, h), BLOCK_N1 == BLOCK_M2.
+
+    Part 1: dK, dV for keys [i·BLOCK_N1, …), looping over query blocks of BLOCK_M1.
+    Part 2: dQ for queries [i·BLOCK_M2, …), looping over key blocks of BLOCK_N2.
+    With P = softmax(S), dS = P ⊙ (dP − Δ) where dP = dO Vᵀ (through the dropout
+    mask) and Δ = rowsum(dO ⊙ O).
+    """
+    pid = tl.program_id(0)
+    seq = tl.program_id(1)
+    head = tl.program_id(2)
+    start = tl.load(CU_SEQLENS + seq)
+    seqlen = tl.load(CU_SEQLENS + seq + 1) - start
+    if pid * BLOCK_N1 >= seqlen:
+        return
+    start64 = start.to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_d = offs_d < HEAD_DIM
+    q_base = Q + start64 * stride_qt + head * stride_qh
+    k_base = K + start64 * stride_kt + head * stride_kh
+    v_base = V + start64 * stride_vt + head * stride_vh
+    do_base = DO + start64 * stride_dot + head * stride_doh
+    lse_base = LSE + head * stride_lse_h + start
+    delta_base = DELTA + head * stride_lse_h + start
+    if HAS_DROPOUT:
+        seed = tl.load(SEED)
+        bh = seq * nheads + head
+        keep_scale = 1.0 / (1.0 - dropout_p)
+
+    # ---- part 1: dK, dV of one key block
+    offs_n = pid * BLOCK_N1 + tl.arange(0, BLOCK_N1)
+    kv_mask = (offs_n < seqlen)[:, None] & mask_d[None, :]
+    k = tl.load(k_base + offs_n[:, None] * stride_kt + offs_d[None, :], mask=kv_mask, other=0.0)
+    v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
+    dk = tl.zeros([BLOCK_N1, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N1, BLOCK_D], dtype=tl.float32)
+    for start_m in range(0, seqlen, BLOCK_M1):
+        rows = start_m + tl.arange(0, BLOCK_M1)
+        row_ok = rows < seqlen
+        q_mask = row_ok[:, None] & mask_d[None, :]
+        q = tl.load(q_base + rows[:, None] * stride_qt + offs_d[None, :], mask=q_mask, other=0.0)
+        do = tl.load(do_base + rows[:, None] * stride_dot + offs_d[None, :], mask=q_mask, other=0.0)
+        # Rows past the end get LSE = +inf, hence P = 0: they add nothing to dK, dV.
+        lse = tl.load(lse_base + rows, mask=row_ok, other=float("inf"))
+        delta = tl.load(delta_base + rows, mask=row_ok, other=0.0)
+        # Transposed scores (keys × queries), so that no tile needs a transpose before its product.
+        s_t = _mm(k, tl.trans(q), DOT_PRECISION, UPCAST) * qk_scale
+        p_t = tl.exp2(s_t - lse[None, :])
+        dp_t = _mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
+        if HAS_DROPOUT:
+            keep_t = _dropout_keep(seed, bh, rows[None, :], offs_n[:, None], max_seqlen, dropout_p)
+            p_drop_t = tl.where(keep_t, p_t * keep_scale, 0.0)
+            dp_t = tl.where(keep_t, dp_t * keep_scale, 0.0)
+        else:
+            p_drop_t = p_t
+        dv += _mm(p_drop_t.to(do.dtype), do, DOT_PRECISION, UPCAST)
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk += _mm(ds_t.to(q.dtype), q, DOT_PRECISION, UPCAST)
+    dk = dk * softmax_scale
+    dk_base = DK + start64 * stride_dkt + head * stride_dkh
+    dv_base = DV + start64 * stride_dvt + head * stride_dvh
+    tl.store(
+        dk_base + offs_n[:, None] * stride_dkt + offs_d[None, :], dk.to(DK.dtype.element_ty), mask=kv_mask
+    )
+    tl.store(
+        dv_base + offs_n[:, None] * stride_dvt + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=kv_mask
+    )
+
+    # ---- part 2: dQ of one query block
+    offs_m = pid * BLOCK_M2 + tl.arange(0, BLOCK_M2)
+    row_ok = offs_m < seqlen
+    q_mask = row_ok[:, None] & mask_d[None, :]
+    q = tl.load(q_base + offs_m[:, None] * stride_qt + offs_d[None, :], mask=q_mask, other=0.0)
+    do = tl.load(do_base + offs_m[:, None] * stride_dot + offs_d[None, :], mask=q_mask, other=0.0)
+    lse = tl.load(lse_base + offs_m, mask=row_ok, other=float("inf"))
+    delta = tl.load(delta_base + offs_m, mask=row_ok, other=0.0)
+    dq = tl.zeros([BLOCK_M2, BLOCK_D], dtype=tl.float32)
+    offs_n2 = tl.arange(0, BLOCK_N2)
+    for start_n in range(0, seqlen, BLOCK_N2):
+        cols = start_n + offs_n2
+        col_ok = cols < seqlen
+        kv_mask2 = col_ok[:, None] & mask_d[None, :]
+        k2 = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask2, other=0.0)
+        v2 = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask2, other=0.0)
+        s = _mm(q, tl.trans(k2), DOT_PRECISION, UPCAST) * qk_scale
+        p = tl.where(col_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
+        dp = _mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
+        if HAS_DROPOUT:
+            keep = _dropout_keep(seed, bh, offs_m[:, None], cols[None, :], max_seqlen, dropout_p)
+            dp = tl.where(keep, dp * keep_scale, 0.0)
+        ds = p * (dp - delta[:, None])
+        dq += _mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
+    dq = dq * softmax_scale
+    dq_base = DQ + start64 * stride_dqt + head * stride_dqh
+    tl.store(
+        dq_base + offs_m[:, None] * stride_dqt + offs_d[None, :], dq.to(DQ.dtype.element_ty), mask=q_mask
+    )
+
+
+@triton.jit
+def _dropout_mask_kernel(
+    MASK, CU_SEQLENS, SEED, nheads, max_seqlen, dropout_p,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Grid (cdiv(L, BLOCK_M), B, h). MASK (B, h, L, L) uint8: 1 where the kernels keep a probability."""
+    pid_m = tl.program_id(0)
+    seq = tl.program_id(1)
+    head = tl.program_id(2)
+    seqlen = tl.load(CU_SEQLENS + seq + 1) - tl.load(CU_SEQLENS + seq)
+    seed = tl.load(SEED)
+    bh = seq * nheads + head
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    base = MASK + bh.to(tl.int64) * max_seqlen * max_seqlen
+    for start_n in range(0, max_seqlen, BLOCK_N):
+        cols = start_n + tl.arange(0, BLOCK_N)
+        keep = _dropout_keep(seed, bh, rows[:, None], cols[None, :], max_seqlen, dropout_p)
+        valid = (rows[:, None] < seqlen) & (cols[None, :] < seqlen)
+        in_bounds = (rows[:, None] < max_seqlen) & (cols[None, :] < max_seqlen)
+        tl.store(
+            base + rows[:, None] * max_seqlen + cols[None, :], (keep & valid).to(tl.uint8), mask=in_bounds
+        )
+
+
+# ============================================================================ launchers
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Output buffer; NaN-filled when FASTBERT_KERNELS_POISON=1, so tests see any element left unwritten."""
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if os.environ.get("FASTBERT_KERNELS_POISON") == "1":
+        out.fill_(float("nan"))
+    return out
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    # fp32 inputs: exact products unless the user opted into TF32 for matmuls, as PyTorch does.
+    if _upcast(dtype) or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32):
+        return "ieee"
+    return "tf32"  # ignored by Triton for fp16/bf16 operands
+
+
+def _upcast(dtype: torch.dtype) -> bool:
+    return dtype == torch.bfloat16 and _interpreting()  # see _mm
+
+
+def _block_d(head_dim: int) -> int:
+    return max(16, triton.next_power_of_2(head_dim))
+
+
+def _fwd_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str, int]:
+    """Fixed block sizes (no autotuning): BLOCK_M queries × BLOCK_N keys per step.
+
+    Short sequences get smaller query blocks so that fewer rows are padding.
+    """
+    if _interpreting():
+        return {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
+    if dtype == torch.float32:
+        return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2}
+    block_m = 128 if max_seqlen > 64 else 64
+    if head_dim <= 64:
+        return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
+    return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}
+
+
+def _bwd_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str, int]:
+    """BLOCK_N1 keys own dK/dV and step BLOCK_M1 queries; BLOCK_M2 (= BLOCK_N1) queries own dQ."""
+    if _interpreting():
+        return {
+            "BLOCK_M1": 16,
+            "BLOCK_N1": 32,
+            "BLOCK_M2": 32,
+            "BLOCK_N2": 16,
+            "num_warps": 4,
+            "num_stages": 1,
+        }
+    if dtype == torch.float32:
+        return {
+            "BLOCK_M1": 16,
+            "BLOCK_N1": 64,
+            "BLOCK_M2": 64,
+            "BLOCK_N2": 16,
+            "num_warps": 4,
+            "num_stages": 1,
+        }
+    own = 128 if head_dim <= 64 and max_seqlen > 64 else 64
+    warps = 4 if head_dim <= 64 else 8
+    return {
+        "BLOCK_M1": 32,
+        "BLOCK_N1": own,
+        "BLOCK_M2": own,
+        "BLOCK_N2": 32,
+        "num_warps": warps,
+        "num_stages": 3,
+    }
+
+
+def _check(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, max_seqlen: int, dropout_p: float) -> None:
+    if q.dim() != 3 or q.shape != k.shape or q.shape != v.shape:
+        raise ValueError(
+            f"q, k, v must all be (total_tokens, heads, head_dim); got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise ValueError(f"q, k, v must share one of fp16, bf16, fp32; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.shape[-1] > MAX_HEAD_DIM:
+        raise ValueError(f"head_dim {q.shape[-1]} > {MAX_HEAD_DIM} is not supported")
+    if cu_seqlens.dtype != torch.int32 or cu_seqlens.dim() != 1 or cu_seqlens.numel() < 1:
+        raise ValueError(
+            f"cu_seqlens must be a 1-D int32 tensor (batch+1,); got {cu_seqlens.dtype}, {tuple(cu_seqlens.shape)}"
+        )
+    if not (q.device == k.device == v.device == cu_seqlens.device):
+        raise ValueError("q, k, v and cu_seqlens must be on one device")
+    if q.device.type != "cuda" and not _interpreting():
+        raise ValueError(
+            f"fastbert.kernels run on CUDA tensors (got {q.device}); on the CPU use "
+            "varlen_attention_reference, or TRITON_INTERPRET=1 to run the kernels in Triton's interpreter"
+        )
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    if dropout_p > 0 and max_seqlen * max_seqlen >= 2**31:
+        raise ValueError(f"attention dropout supports max_seqlen < 46341, got {max_seqlen}")
+
+
+def _last_dim_contiguous(t: Tensor) -> Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+@torch.library.custom_op("fastbert::varlen_attention_fwd", mutates_args=())
+def _varlen_fwd(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cu_seqlens: Tensor,
+    max_seqlen: int,
+    dropout_p: float,
+    softmax_scale: float,
+    seed: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """q, k, v: (T, h, d); cu_seqlens: (B+1,) int32. Returns out (T, h, d) and LSE (h, T) fp32, log2 units."""
+    q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
+    total, nheads, head_dim = q.shape
+    out = _empty((total, nheads, head_dim), q.dtype, q.device)
+    lse = _empty((nheads, total), torch.float32, q.device)
+    batch = cu_seqlens.numel() - 1
+    if total == 0 or batch == 0 or max_seqlen == 0:
+        return out, lse
+    cfg = _fwd_config(head_dim, q.dtype, max_seqlen)
+    grid = (triton.cdiv(max_seqlen, cfg["BLOCK_M"]), batch, nheads)
+    has_dropout = dropout_p > 0.0
+    _attn_fwd_kernel[grid](
+        q, k, v, out, lse, cu_seqlens, seed if has_dropout else cu_seqlens,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
+        lse.stride(0),
+        nheads, max_seqlen, softmax_scale * LOG2E, dropout_p,
+        HEAD_DIM=head_dim, BLOCK_D=_block_d(head_dim), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+        HAS_DROPOUT=has_dropout, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    return out, lse
+
+
+@_varlen_fwd.register_fake
+def _(q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):
+    total, nheads, head_dim = q.shape
+    return q.new_empty((total, nheads, head_dim)), q.new_empty((nheads, total), dtype=torch.float32)
+
+
+@torch.library.custom_op("fastbert::varlen_attention_bwd", mutates_args=())
+def _varlen_bwd(
+    dout: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Tensor,
+    cu_seqlens: Tensor,
+    max_seqlen: int,
+    dropout_p: float,
+    softmax_scale: float,
+    seed: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """dout, q, k, v, out: (T, h, d); lse: (h, T). Returns dq, dk, dv, each (T, h, d)."""
+    dout, q, k, v, out = (_last_dim_contiguous(t) for t in (dout, q, k, v, out))
+    total, nheads, head_dim = q.shape
+    dq = _empty((total, nheads, head_dim), q.dtype, q.device)
+    dk = _empty((total, nheads, head_dim), k.dtype, k.device)
+    dv = _empty((total, nheads, head_dim), v.dtype, v.device)
+    batch = cu_seqlens.numel() - 1
+    if total == 0 or batch == 0 or max_seqlen == 0:
+        return dq, dk, dv
+    block_d = _block_d(head_dim)
+    delta = _empty((nheads, total), torch.float32, q.device)
+    block_t = 16 if _interpreting() else 128
+    _attn_bwd_preprocess_kernel[(triton.cdiv(total, block_t), nheads)](
+        out, dout, delta, total, out.stride(0), out.stride(1), dout.stride(0), dout.stride(1), delta.stride(0),
+        HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_T=block_t,
+    )  # fmt: skip
+    cfg = _bwd_config(head_dim, q.dtype, max_seqlen)
+    assert cfg["BLOCK_N1"] == cfg["BLOCK_M2"]
+    grid = (triton.cdiv(max_seqlen, cfg["BLOCK_N1"]), batch, nheads)
+    has_dropout = dropout_p > 0.0
+    _attn_bwd_kernel[grid](
+        q, k, v, dout, lse, delta, dq, dk, dv, cu_seqlens, seed if has_dropout else cu_seqlens,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), dout.stride(0), dout.stride(1),
+        dq.stride(0), dq.stride(1), dk.stride(0), dk.stride(1), dv.stride(0), dv.stride(1),
+        lse.stride(0),
+        nheads, max_seqlen, softmax_scale, softmax_scale * LOG2E, dropout_p,
+        HEAD_DIM=head_dim, BLOCK_D=block_d,
+        BLOCK_M1=cfg["BLOCK_M1"], BLOCK_N1=cfg["BLOCK_N1"], BLOCK_M2=cfg["BLOCK_M2"], BLOCK_N2=cfg["BLOCK_N2"],
+        HAS_DROPOUT=has_dropout, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    return dq, dk, dv
+
+
+@_varlen_bwd.register_fake
+def _(dout, q, k, v, out, lse, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):
+    return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+
+
+def _draw_seed(device: torch.device) -> Tensor:
+    """A (1,) int64 Philox seed from PyTorch's generator for ``device`` (so torch.manual_seed governs dropout).
+
+    Drawn on the device, without a host sync; kept ≥ 2**32 so that Triton always sees a
+    64-bit seed (one compiled variant) with 62 random bits.
+    """
+    return torch.randint(2**32, 2**62, (1,), device=device, dtype=torch.int64)
+
+
+# ============================================================================ autograd
+class VarlenAttentionFunction(torch.autograd.Function):
+    """Differentiable wrapper of the two custom ops; see :func:`varlen_attention`."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):  # type: ignore[override]
+        out, lse = torch.ops.fastbert.varlen_attention_fwd(
+            q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed
+        )
+        ctx.save_for_backward(q, k, v, out, lse, cu_seqlens, seed)
+        ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale = max_seqlen, dropout_p, softmax_scale
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):  # type: ignore[override]
+        q, k, v, out, lse, cu_seqlens, seed = ctx.saved_tensors
+        dq, dk, dv = torch.ops.fastbert.varlen_attention_bwd(
+            dout, q, k, v, out, lse, cu_seqlens, ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale, seed
+        )
+        return dq, dk, dv, None, None, None, None, None
+
+
+# ============================================================================ functional wrappers
+def varlen_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cu_seqlens: Tensor,
+    max_seqlen: int,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    *,
+    seed: Tensor | None = None,
+) -> Tensor:
+    """Bidirectional attention over a packed batch: ``softmax(q kᵀ · scale) v`` within each sequence.
+
+    q, k, v: (T, h, d), fp16/bf16/fp32, ``d`` ≤ 128; cu_seqlens: (B+1,) int32 on the same
+    device; max_seqlen: an int ≥ the longest sequence (sizes the grid; a smaller one
+    leaves rows unwritten); dropout_p: attention-probability dropout, applied as given
+    (pass 0 in eval, as ``BertLayer`` does); softmax_scale: default ``1/√d``;
+    seed: optional (1,) int64 tensor fixing the dropout stream (default: drawn from
+    PyTorch's generator). Returns (T, h, d) in the inputs' dtype; differentiable in q, k, v.
+
+    The positional order matches ``fastbert.model.BertModel.attention_fn``
+    ``(q, k, v, cu_seqlens, max_seqlen, dropout_p)``, so this function can be assigned there as is.
+    Under autocast, fp32 inputs are cast to the autocast dtype first (as SDPA does).
+    """
+    if torch.is_autocast_enabled(q.device.type) and q.dtype == torch.float32:
+        dtype = torch.get_autocast_dtype(q.device.type)
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    _check(q, k, v, cu_seqlens, max_seqlen, dropout_p)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else float(softmax_scale)
+    if dropout_p > 0.0 and seed is None:
+        seed = _draw_seed(q.device)
+    if dropout_p == 0.0:
+        seed = None
+    return VarlenAttentionFunction.apply(q, k, v, cu_seqlens, int(max_seqlen), float(dropout_p), scale, seed)
+
+
+def unpad_input(x: Tensor, key_padding_mask: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Pack the real tokens of a padded batch (as flash-attention's ``unpad_input``).
+
+    x: (B, L, ...); key_padding_mask: (B, L), nonzero/True for real tokens (any pattern,
+    not only right padding; the order of a row's tokens is kept). Returns
+    (packed (T, ...), indices (T,) into the flattened B·L positions, cu_seqlens (B+1,) int32, max_seqlen).
+    Synchronises with the device once (max_seqlen).
+    """
+    mask = key_padding_mask.bool()
+    lengths = mask.sum(1, dtype=torch.int32)
+    indices = mask.flatten().nonzero().squeeze(1)
+    cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+    max_seqlen = int(lengths.max()) if lengths.numel() else 0
+    packed = x.reshape(-1, *x.shape[2:]).index_select(0, indices)
+    return packed, indices, cu_seqlens, max_seqlen
+
+
+def pad_input(packed: Tensor, indices: Tensor, batch: int, seqlen: int) -> Tensor:
+    """Inverse of :func:`unpad_input`: (T, ...) → (B, L, ...), zeros at padding positions."""
+    out = packed.new_zeros(batch * seqlen, *packed.shape[1:])
+    return out.index_copy(0, indices, packed).view(batch, seqlen, *packed.shape[1:])
+
+
+def padded_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    key_padding_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+) -> Tensor:
+    """Attention over a padded batch with a key-padding mask, through the varlen kernel.
+
+    q, k, v: (B, L, h, d); key_padding_mask: (B, L), nonzero/True for real tokens
+    (``None``: all real). Returns (B, L, h, d). Padded *query* rows come back as zeros
+    (their value is never meant to be used; PyTorch's padded path returns an
+    arbitrary mix of the real values there). A row with no real token is all zeros.
+    """
+    batch, seqlen = q.shape[:2]
+    if key_padding_mask is None:
+        key_padding_mask = torch.ones(batch, seqlen, dtype=torch.bool, device=q.device)
+    if key_padding_mask.shape != (batch, seqlen):
+        raise ValueError(
+            f"key_padding_mask must be (B, L) = {(batch, seqlen)}, got {tuple(key_padding_mask.shape)}"
+        )
+    qp, indices, cu_seqlens, max_seqlen = unpad_input(q, key_padding_mask)
+    kp = k.reshape(-1, *k.shape[2:]).index_select(0, indices)
+    vp = v.reshape(-1, *v.shape[2:]).index_select(0, indices)
+    out = varlen_attention(qp, kp, vp, cu_seqlens, max_seqlen, dropout_p, softmax_scale)
+    return pad_input(out, indices, batch, seqlen)
+
+
+def attention_dropout_mask(
+    cu_seqlens: Tensor, nheads: int, max_seqlen: int, dropout_p: float, seed: Tensor
+) -> Tensor:
+    """The keep-mask the kernels apply for ``seed``: (B, h, L, L) bool, L = max_seqlen (for tests and references).
+
+    Entry [b, i, q, k] is True where the probability of query q for key k (positions
+    within sequence b) survives dropout; False outside the sequence.
+    """
+    batch = cu_seqlens.numel() - 1
+    mask = torch.zeros(batch, nheads, max_seqlen, max_seqlen, dtype=torch.uint8, device=cu_seqlens.device)
+    if batch and max_seqlen:
+        block = 16 if _interpreting() else 64
+        _dropout_mask_kernel[(triton.cdiv(max_seqlen, block), batch, nheads)](
+            mask, cu_seqlens, seed, nheads, max_seqlen, dropout_p, BLOCK_M=block, BLOCK_N=block
+        )
+    return mask.bool()
+
+
+# ============================================================================ references
+def varlen_attention_reference(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    cu_seqlens: Tensor,
+    max_seqlen: int | None = None,
+    dropout_p: float = 0.0,
+    softmax_scale: float | None = None,
+    dropout_mask: Tensor | None = None,
+) -> Tensor:
+    """The textbook formula per sequence, in the inputs' dtype (the tests pass fp64).
+
+    q, k, v: (T, h, d); cu_seqlens: (B+1,). With ``dropout_p > 0`` a keep-mask
+    ``dropout_mask`` (B, h, L, L) must be given (e.g. :func:`attention_dropout_mask`):
+    ``P ⊙ keep / (1 − p)``. Returns (T, h, d).
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else softmax_scale
+    if dropout_p > 0 and dropout_mask is None:
+        raise ValueError("the reference needs the dropout_mask the kernel used (attention_dropout_mask)")
+    bounds = cu_seqlens.tolist()
+    outs = []
+    for b, (s, e) in enumerate(itertools.pairwise(bounds)):
+        scores = torch.einsum("qhd,khd->hqk", q[s:e], k[s:e]) * scale  # (h, n, n)
+        probs = scores.softmax(-1)
+        if dropout_p > 0:
+            n = e - s
+            probs = probs * dropout_mask[b, :, :n, :n].to(probs.dtype) / (1.0 - dropout_p)
+        outs.append(torch.einsum("hqk,khd->qhd", probs, v[s:e]))
+    return torch.cat(outs) if outs else q.new_zeros(q.shape)
+
+
+def padded_attention_reference(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    key_padding_mask: Tensor | None = None,
+    softmax_scale: float | None = None,
+) -> Tensor:
+    """``softmax(q kᵀ · scale + mask) v`` on (B, L, h, d), zeros at padded query rows (as :func:`padded_attention`)."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else softmax_scale
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
+    if key_padding_mask is None:
+        return torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v)
+    keep = key_padding_mask.bool()
+    scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
+    # A row with no real key is all -inf (softmax NaN): give it zero weights instead.
+    probs = torch.nan_to_num(scores.softmax(-1), nan=0.0)
+    out = torch.einsum("bhqk,bkhd->bqhd", probs, v)
+    return out * keep[:, :, None, None].to(out.dtype)

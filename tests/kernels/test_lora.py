@@ -1,0 +1,277 @@
+"""fastbert.kernels.lora_linear against the fp64 PyTorch reference (and fastbert.lora.LoRALinear).
+
+Without a GPU the kernels run in Triton's interpreter (see conftest.py) on tiny
+shapes with 16-wide tiles, so rows, in/out features and ranks that are not
+multiples of the tiles all occur. Fresh inputs every run (seed printed); outputs
+start as NaN, so an unwritten element fails ``isfinite``.
+
+Tolerances, on ‖kernel − fp64‖ / ‖fp64‖ (same rounded inputs): fp32 1e-5 (exact
+fp32 products); fp16 2e-3 and bf16 1.6e-2, four times the unit roundoff: y, dx
+and the rank-r bottleneck (x Aᵀ, dy B) are each rounded to the input dtype once,
+as PyTorch/PEFT round them (measured ~3e-4 and ~6e-3). On a GPU, fp16/bf16 are
+held to at most twice PyTorch's own error at the same dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from fastbert.kernels import lora_linear, lora_linear_reference
+from fastbert.kernels.lora import LoRALinearFunction
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖x − ref‖ / ‖ref‖, with ‖ref‖ floored at an RMS of 1e-3 (no reference here is near zero)."""
+    return ((x.double() - ref).norm() / max(ref.norm().item(), 1e-3 * math.sqrt(ref.numel()))).item()
+
+
+def make(gen, m, k, n, rank, dtype, device, bias=True, lead=()):
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen) * scale).to(device=device, dtype=dtype)
+
+    x = rnd(*lead, m, k).requires_grad_()
+    weight = rnd(n, k, scale=k**-0.5)
+    b = rnd(n) if bias else None
+    a = rnd(rank, k, scale=k**-0.5).requires_grad_()
+    bb = rnd(n, rank, scale=rank**-0.5).requires_grad_()  # non-zero B, unlike at initialisation
+    return x, weight, b, a, bb
+
+
+def check(gen, x, weight, bias, a, b, scaling, dtype, keep=None, dropout_p=0.0):
+    if keep is None:
+        y = lora_linear(x, weight, bias, a, b, scaling)
+    else:
+        y = LoRALinearFunction.apply(x, weight, bias, a, b, scaling, keep, 1.0 / (1.0 - dropout_p))
+    dy = torch.randn(y.shape, generator=gen).to(y)
+    y.backward(dy)
+    x64, a64, b64 = (t.detach().double().requires_grad_() for t in (x, a, b))
+    bias64 = bias.double() if bias is not None else None
+    ref = lora_linear_reference(x64, weight.double(), bias64, a64, b64, scaling, keep, dropout_p)
+    ref.backward(dy.double())
+    for name, got, want in (
+        ("y", y, ref),
+        ("dx", x.grad, x64.grad),
+        ("dA", a.grad, a64.grad),
+        ("dB", b.grad, b64.grad),
+    ):
+        assert got.shape == want.shape and got.dtype == dtype, name
+        assert torch.isfinite(got).all(), f"{name}: non-finite (unwritten) elements"
+        err = rel_err(got, want)
+        assert err <= TOL[dtype], f"{name}: relative error {err:.2e} > {TOL[dtype]:.0e}"
+
+
+SHAPES = {  # (M, K, N, r)
+    "ragged": (37, 48, 40, 8),  # nothing a multiple of 16 except K; r < 16 (padded rank lanes)
+    "one-row": (1, 24, 17, 4),
+    "tiles": (32, 64, 32, 16),
+    "rank-1": (19, 40, 33, 1),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_fp64_reference(shape, dtype, device, gen):
+    m, k, n, rank = SHAPES[shape]
+    x, weight, bias, a, b = make(gen, m, k, n, rank, dtype, device)
+    check(gen, x, weight, bias, a, b, 2.0, dtype)
+
+
+def test_no_bias_and_leading_dims(device, gen):
+    x, weight, _, a, b = make(gen, 7, 32, 20, 8, torch.float32, device, bias=False, lead=(3,))
+    assert x.shape == (3, 7, 32)
+    check(gen, x, weight, None, a, b, 0.5, torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_dropout_matches_reference_with_the_same_mask(dtype, device, gen):
+    p = 0.3
+    x, weight, bias, a, b = make(gen, 29, 40, 24, 8, dtype, device)
+    keep = (torch.rand(29, 40, generator=gen) >= p).to(device=device, dtype=torch.uint8)
+    check(gen, x, weight, bias, a, b, 2.0, dtype, keep=keep, dropout_p=p)
+
+
+def test_dropout_draws_from_torch_generator(device, gen):
+    x, weight, bias, a, b = (
+        t.detach() if t is not None else t for t in make(gen, 64, 32, 16, 4, torch.float32, device)
+    )
+    outs = []
+    for s in (3, 3, 4):
+        torch.manual_seed(s)
+        outs.append(lora_linear(x, weight, bias, a, b, 1.0, dropout_p=0.5))
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    base = torch.nn.functional.linear(x, weight, bias)
+    lora = outs[0] - base
+    full = (x @ a.t()) @ b.t()
+    assert not torch.allclose(lora, full, atol=1e-3), "dropout did nothing"
+    # E[dropout(x)] = x, so the mean over many draws approaches the dropout-free branch.
+    mean = torch.stack(
+        [lora_linear(x, weight, bias, a, b, 1.0, dropout_p=0.5) - base for _ in range(60)]
+    ).mean(0)
+    assert rel_err(mean, full.double()) < 0.35
+
+
+def test_weight_and_bias_gradients_when_they_require_grad(device, gen):
+    """Not LoRA's case (W frozen), but a caller that trains W still gets correct gradients."""
+    x, weight, bias, a, b = make(gen, 21, 32, 18, 4, torch.float32, device)
+    weight.requires_grad_()
+    bias.requires_grad_()
+    y = lora_linear(x, weight, bias, a, b, 1.5)
+    dy = torch.randn(y.shape, generator=gen).to(y)
+    y.backward(dy)
+    w64, b64 = weight.detach().double().requires_grad_(), bias.detach().double().requires_grad_()
+    ref = lora_linear_reference(x.detach().double(), w64, b64, a.detach().double(), b.detach().double(), 1.5)
+    ref.backward(dy.double())
+    assert rel_err(weight.grad, w64.grad) < 1e-5 and rel_err(bias.grad, b64.grad) < 1e-5
+
+
+def test_input_without_grad(device, gen):
+    x, weight, bias, a, b = make(gen, 21, 32, 18, 4, torch.float32, device)
+    x = x.detach()
+    y = lora_linear(x, weight, bias, a, b, 1.5)
+    y.sum().backward()
+    ref_a = a.detach().double().requires_grad_()
+    lora_linear_reference(
+        x.double(), weight.double(), bias.double(), ref_a, b.detach().double(), 1.5
+    ).sum().backward()
+    assert rel_err(a.grad, ref_a.grad) < 1e-5
+
+
+def test_same_as_fastbert_lora_module(device, gen):
+    """Drop-in for ``fastbert.lora.LoRALinear.forward`` (dropout off): outputs and adapter gradients."""
+    from fastbert.lora import LoRALinear
+
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    module = LoRALinear(torch.nn.Linear(48, 40), rank=8, alpha=16.0, dropout=0.0).to(device)
+    torch.nn.init.normal_(module.lora_B.weight)
+    x = torch.randn(2, 9, 48, generator=gen).to(device)
+    want = module(x)
+    want.sum().backward()
+    grads = (module.lora_A.weight.grad.clone(), module.lora_B.weight.grad.clone())
+    module.zero_grad()
+    got = lora_linear(
+        x, module.weight, module.bias, module.lora_A.weight, module.lora_B.weight, module.scaling
+    )
+    got.sum().backward()
+    assert rel_err(got, want.double()) < 1e-5
+    assert rel_err(module.lora_A.weight.grad, grads[0].double()) < 1e-5
+    assert rel_err(module.lora_B.weight.grad, grads[1].double()) < 1e-5
+    assert module.weight.grad is None
+
+
+def test_fp32_adapters_with_half_inputs(device, gen):
+    """Adapters kept in fp32 with fp16 activations (mixed precision): computed in fp16, grads in fp32."""
+    x, weight, bias, a, b = make(gen, 16, 32, 24, 8, torch.float16, device)
+    a32, b32 = (t.detach().float().requires_grad_() for t in (a, b))
+    y = lora_linear(x, weight, bias, a32, b32, 2.0)
+    y.float().sum().backward()
+    assert y.dtype == torch.float16 and a32.grad.dtype == torch.float32 and b32.grad.dtype == torch.float32
+    assert torch.isfinite(a32.grad).all() and torch.isfinite(b32.grad).all()
+
+
+def test_bad_inputs_raise_clear_errors(device):
+    x = torch.randn(4, 32, device=device)
+    w = torch.randn(16, 32, device=device)
+    a, b = torch.randn(8, 32, device=device), torch.randn(16, 8, device=device)
+    with pytest.raises(ValueError, match="weight must be"):
+        lora_linear(x, w[:, :30], None, a, b, 1.0)
+    with pytest.raises(ValueError, match="lora_a must be"):
+        lora_linear(x, w, None, a[:, :30], b, 1.0)
+    with pytest.raises(ValueError, match="lora_a must be"):
+        lora_linear(x, w, None, a, b[:, :4], 1.0)
+    with pytest.raises(ValueError, match="bias must be"):
+        lora_linear(x, w, torch.zeros(15, device=device), a, b, 1.0)
+    with pytest.raises(ValueError, match="rank 200"):
+        lora_linear(x, w, None, torch.randn(200, 32, device=device), torch.randn(16, 200, device=device), 1.0)
+    with pytest.raises(ValueError, match="dropout_p"):
+        lora_linear(x, w, None, a, b, 1.0, dropout_p=1.0)
+    with pytest.raises(ValueError, match="fp16, bf16 or fp32"):
+        lora_linear(x.double(), w.double(), None, a.double(), b.double(), 1.0)
+
+
+def test_cpu_tensors_need_the_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    x, w = torch.randn(4, 32), torch.randn(16, 32)
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        lora_linear(x, w, None, torch.randn(8, 32), torch.randn(16, 8), 1.0)
+
+
+def test_custom_ops_trace_under_torch_compile(device, gen):
+    x, weight, bias, a, b = make(gen, 12, 32, 24, 8, torch.float32, device)
+
+    def loss(x, a, b):
+        return (lora_linear(x, weight, bias, a, b, 2.0) ** 2).sum()
+
+    torch.compile(loss, backend="aot_eager", fullgraph=True)(x, a, b).backward()
+    grads = [t.grad.clone() for t in (x, a, b)]
+    for t in (x, a, b):
+        t.grad = None
+    loss(x, a, b).backward()
+    for g, t in zip(grads, (x, a, b), strict=True):
+        torch.testing.assert_close(g, t.grad)
+
+
+def test_custom_op_registrations(device, gen):
+    from torch.library import opcheck
+
+    x, weight, bias, a, b = (t.detach() for t in make(gen, 12, 32, 24, 8, torch.float32, device))
+    keep = (torch.rand(12, 32, generator=gen) > 0.2).to(device=device, dtype=torch.uint8)
+    opcheck(torch.ops.fastbert.lora_linear_fwd.default, (x, weight, bias, a, b, 2.0, keep, 1.25))
+    dy = torch.randn(12, 24, generator=gen).to(device)
+    opcheck(torch.ops.fastbert.lora_linear_bwd_dx.default, (dy, weight, a, b, 2.0, None, 1.0))
+
+
+# ------------------------------------------------------------------ GPU only
+def _within_twice_pytorch(gen, m, k, n, rank, dtype, dropout_p=0.0):
+    x, weight, bias, a, b = make(gen, m, k, n, rank, dtype, "cuda")
+    keep = None
+    if dropout_p:
+        keep = (torch.rand(m, k, generator=gen) >= dropout_p).to(device="cuda", dtype=torch.uint8)
+        y = LoRALinearFunction.apply(x, weight, bias, a, b, 2.0, keep, 1 / (1 - dropout_p))
+    else:
+        y = lora_linear(x, weight, bias, a, b, 2.0)
+    dy = torch.randn(y.shape, generator=gen).to(y)
+    got = (y, *torch.autograd.grad(y, (x, a, b), dy))
+    results = []
+    for ref_dtype in (torch.float64, dtype):
+        xr, ar, br = (t.detach().to(ref_dtype).requires_grad_() for t in (x, a, b))
+        o = lora_linear_reference(xr, weight.to(ref_dtype), bias.to(ref_dtype), ar, br, 2.0, keep, dropout_p)
+        results.append((o, *torch.autograd.grad(o, (xr, ar, br), dy.to(ref_dtype))))
+    ref, pt = results
+    for name, g, r, p in zip(("y", "dx", "dA", "dB"), got, ref, pt, strict=True):
+        assert torch.isfinite(g).all(), name
+        err = (g.double() - r).abs().max().item()
+        pt_err = (p.double() - r).abs().max().item()
+        assert err <= 2 * pt_err + 1e-5, f"{name}: max error {err:.2e} > 2 × PyTorch's {pt_err:.2e}"
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", [(4096, 768, 768, 8), (1000, 768, 3072, 16), (777, 1024, 1000, 64)])
+def test_gpu_error_within_twice_pytorch(shape, dtype, gen):
+    _within_twice_pytorch(gen, *shape, dtype)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_gpu_dropout_error_within_twice_pytorch(dtype, gen):
+    _within_twice_pytorch(gen, 2048, 768, 768, 8, dtype, dropout_p=0.1)
+
+
+@requires_cuda
+def test_gpu_bench_size(gen):
+    """BERT-base query projection at the benchmark's size: 32 × 512 tokens, 768 → 768, r = 8, bf16."""
+    _within_twice_pytorch(gen, 16384, 768, 768, 8, torch.bfloat16)
+
+
+@requires_cuda
+def test_gpu_fp32_is_exact_precision(gen):
+    x, weight, bias, a, b = make(gen, 3000, 768, 768, 16, torch.float32, "cuda")
+    check(gen, x, weight, bias, a, b, 2.0, torch.float32)
