@@ -167,6 +167,7 @@ def common(a: argparse.Namespace, seed: int) -> dict[str, Any]:
         "eval_steps": 10**9,  # no evaluation during training; one at the end
         "device": a.device,
         "progress": False,
+        "bucket_pool": a.bucket_pool,
     }
 
 
@@ -272,6 +273,9 @@ def main() -> None:
     p.add_argument("--model-dir", default=None)
     p.add_argument("--limit", type=int, default=None, help="first N training examples only (quick checks)")
     p.add_argument("--sides", nargs="+", default=["hf", "fastbert"])
+    p.add_argument(
+        "--bucket-pool", type=int, default=50, help="fastbert length bucketing (1 = random batches)"
+    )
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     import torch

@@ -56,6 +56,9 @@ class FinetuneConfig:
     batch_size: int = 32
     #: Micro-batches accumulated per optimizer step.
     grad_accum: int = 1
+    #: Length bucketing: batches are cut from pools of this many batches sorted by length
+    #: (less padding). ``1``: plain random batches, as most trainers draw them.
+    bucket_pool: int = 50
     #: Optional cap on padded tokens per batch (length-bucketed batching); ``None``: by ``batch_size``.
     token_budget: int | None = None
     #: Peak learning rate, AdamW betas/epsilon, weight decay (not on biases and LayerNorm).

@@ -297,7 +297,9 @@ def train(
     opt = build_optimizer(model, cfg)
     micro = max(1, cfg.batch_size // cfg.grad_accum)
     epoch_batches = len(
-        bucketed_batches(train_feats.lengths, micro, seed=cfg.seed, token_budget=cfg.token_budget)
+        bucketed_batches(
+            train_feats.lengths, micro, seed=cfg.seed, token_budget=cfg.token_budget, pool=cfg.bucket_pool
+        )
     )
     total_micro = max(1, math.ceil(epoch_batches * cfg.epochs))
     total_steps = max(1, math.ceil(total_micro / cfg.grad_accum))
@@ -344,7 +346,12 @@ def train(
     stop = False
     while micro_done < total_micro and not stop:
         plan = bucketed_batches(
-            train_feats.lengths, micro, seed=cfg.seed, epoch=epoch, token_budget=cfg.token_budget
+            train_feats.lengths,
+            micro,
+            seed=cfg.seed,
+            epoch=epoch,
+            token_budget=cfg.token_budget,
+            pool=cfg.bucket_pool,
         )
         iterator: Iterator[Any] = iter(plan)
         if progress is not None and rank == 0:
@@ -383,7 +390,9 @@ def train(
                 running = 0.0
                 if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
                     rate = samples / max(time.perf_counter() - start, 1e-9)
-                    iterator.set_postfix(loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False)
+                    iterator.set_postfix(
+                        loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False
+                    )
                 if cfg.eval_steps is not None and step % cfg.eval_steps == 0 and run_eval():
                     stop = history.stopped_early = True
                     break
