@@ -8,7 +8,8 @@ places it at a top-level import path in the wheel (``kernels/…``), and it does
 not follow symlinks.
 
 So every hook that builds something first *syncs*: it copies ``kernels/*.py``
-into ``python/fastbert/kernels/`` (a generated, git-ignored, read-only copy) and
+into ``python/fastbert/kernels/`` (a generated, git-ignored, read-only copy;
+``kernels/_init.py`` becomes its ``__init__.py``, see ``INIT_SOURCE``) and
 then calls maturin's hook of the same name. maturin skips git-ignored files when
 it packs ``python/``; the repository's ``.ignore`` re-includes this one folder for
 it (maturin walks with the ``ignore`` crate, where ``.ignore`` outranks
@@ -45,6 +46,15 @@ SOURCE = Path("kernels")  # relative to the project root
 TARGET = Path("python") / "fastbert" / "kernels"
 # Files of kernels/ that become modules of fastbert.kernels (README.md stays in the repository).
 PATTERN = "*.py"
+# kernels/_init.py becomes fastbert/kernels/__init__.py. The source folder must not be a regular
+# package: `kernels` is also a PyPI package that transformers imports when it finds one on sys.path.
+INIT_SOURCE = "_init.py"
+
+
+def _target_name(source_name: str) -> str:
+    return "__init__.py" if source_name == INIT_SOURCE else source_name
+
+
 # What the sdist must carry besides maturin's own selection, so that building from it works.
 SDIST_EXTRA = ("kernels", "build_backend")
 
@@ -52,7 +62,7 @@ SDIST_EXTRA = ("kernels", "build_backend")
 def _plan(root: Path) -> tuple[dict[Path, bytes], list[Path]]:
     """(files to write → content, stale files to remove) for the copy under ``root``."""
     src, dst = root / SOURCE, root / TARGET
-    wanted = {dst / p.name: p.read_bytes() for p in sorted(src.glob(PATTERN)) if p.is_file()}
+    wanted = {dst / _target_name(p.name): p.read_bytes() for p in sorted(src.glob(PATTERN)) if p.is_file()}
     if not wanted:
         raise FileNotFoundError(f"{src}: no {PATTERN} files to ship as fastbert.kernels")
     write = {p: data for p, data in wanted.items() if not p.is_file() or p.read_bytes() != data}
@@ -106,7 +116,7 @@ def _ensure_in_wheel(wheel: Path, root: Path) -> list[str]:
     src = root / SOURCE
     if not src.is_dir():
         return []
-    wanted = {f"fastbert/kernels/{p.name}": p.read_bytes() for p in sorted(src.glob(PATTERN))}
+    wanted = {f"fastbert/kernels/{_target_name(p.name)}": p.read_bytes() for p in sorted(src.glob(PATTERN))}
     with zipfile.ZipFile(wheel) as z:
         infos = z.infolist()
         contents = {i.filename: z.read(i) for i in infos}

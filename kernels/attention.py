@@ -56,6 +56,9 @@ __all__ = [
     "varlen_attention_reference",
 ]
 
+if __package__ != "fastbert.kernels":  # a second import under another name would re-register the ops
+    raise ImportError(f"import this module as fastbert.kernels.attention, not {__name__}")
+
 LOG2E = 1.4426950408889634
 MAX_HEAD_DIM = 128
 
@@ -70,6 +73,15 @@ def _mm(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
         a = a.to(tl.float32)
         b = b.to(tl.float32)
     return tl.dot(a, b, input_precision=PRECISION)
+
+
+@triton.jit
+def _head_mask(offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Lanes < HEAD_DIM. All-true as a constant when the head fills the block, so that the
+    compiler can still use 16-byte loads (a computed mask would hide that)."""
+    if HEAD_DIM == BLOCK_D:
+        return tl.full([BLOCK_D], 1, tl.int1)
+    return offs_d < HEAD_DIM
 
 
 @triton.jit
@@ -108,7 +120,7 @@ def _attn_fwd_kernel(
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    mask_d = offs_d < HEAD_DIM
+    mask_d = _head_mask(offs_d, HEAD_DIM, BLOCK_D)
     row_ok = offs_m < seqlen
     start64 = start.to(tl.int64)
     q_base = Q + start64 * stride_qt + head * stride_qh
@@ -167,7 +179,7 @@ def _attn_bwd_preprocess_kernel(
     head = tl.program_id(1)
     offs_t = pid * BLOCK_T + tl.arange(0, BLOCK_T)
     offs_d = tl.arange(0, BLOCK_D)
-    mask = (offs_t[:, None] < total) & (offs_d[None, :] < HEAD_DIM)
+    mask = (offs_t[:, None] < total) & _head_mask(offs_d, HEAD_DIM, BLOCK_D)[None, :]
     rows = offs_t.to(tl.int64)[:, None]
     o = tl.load(Out + rows * stride_ot + head * stride_oh + offs_d[None, :], mask=mask, other=0.0)
     do = tl.load(DO + rows * stride_dot + head * stride_doh + offs_d[None, :], mask=mask, other=0.0)
@@ -202,7 +214,7 @@ def _attn_bwd_kernel(
         return
     start64 = start.to(tl.int64)
     offs_d = tl.arange(0, BLOCK_D)
-    mask_d = offs_d < HEAD_DIM
+    mask_d = _head_mask(offs_d, HEAD_DIM, BLOCK_D)
     q_base = Q + start64 * stride_qt + head * stride_qh
     k_base = K + start64 * stride_kt + head * stride_kh
     v_base = V + start64 * stride_vt + head * stride_vh
@@ -414,8 +426,7 @@ def _last_dim_contiguous(t: Tensor) -> Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-@torch.library.custom_op("fastbert::varlen_attention_fwd", mutates_args=())
-def _varlen_fwd(
+def _varlen_fwd_impl(
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -448,14 +459,16 @@ def _varlen_fwd(
     return out, lse
 
 
+_varlen_fwd = torch.library.custom_op("fastbert::varlen_attention_fwd", _varlen_fwd_impl, mutates_args=())
+
+
 @_varlen_fwd.register_fake
 def _(q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):
     total, nheads, head_dim = q.shape
     return q.new_empty((total, nheads, head_dim)), q.new_empty((nheads, total), dtype=torch.float32)
 
 
-@torch.library.custom_op("fastbert::varlen_attention_bwd", mutates_args=())
-def _varlen_bwd(
+def _varlen_bwd_impl(
     dout: Tensor,
     q: Tensor,
     k: Tensor,
@@ -502,6 +515,9 @@ def _varlen_bwd(
     return dq, dk, dv
 
 
+_varlen_bwd = torch.library.custom_op("fastbert::varlen_attention_bwd", _varlen_bwd_impl, mutates_args=())
+
+
 @_varlen_bwd.register_fake
 def _(dout, q, k, v, out, lse, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
@@ -518,13 +534,17 @@ def _draw_seed(device: torch.device) -> Tensor:
 
 # ============================================================================ autograd
 class VarlenAttentionFunction(torch.autograd.Function):
-    """Differentiable wrapper of the two custom ops; see :func:`varlen_attention`."""
+    """Differentiable wrapper of the two custom ops; see :func:`varlen_attention`.
+
+    Under ``torch.compile`` it calls the registered ops (what gets traced); in eager mode
+    it calls their implementations directly, skipping the dispatcher's Python round trip
+    (tens of microseconds per call, as much as a small batch's whole kernel).
+    """
 
     @staticmethod
     def forward(ctx, q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):  # type: ignore[override]
-        out, lse = torch.ops.fastbert.varlen_attention_fwd(
-            q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed
-        )
+        fwd = torch.ops.fastbert.varlen_attention_fwd if torch.compiler.is_compiling() else _varlen_fwd_impl
+        out, lse = fwd(q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed)
         ctx.save_for_backward(q, k, v, out, lse, cu_seqlens, seed)
         ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale = max_seqlen, dropout_p, softmax_scale
         return out
@@ -532,7 +552,8 @@ class VarlenAttentionFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):  # type: ignore[override]
         q, k, v, out, lse, cu_seqlens, seed = ctx.saved_tensors
-        dq, dk, dv = torch.ops.fastbert.varlen_attention_bwd(
+        bwd = torch.ops.fastbert.varlen_attention_bwd if torch.compiler.is_compiling() else _varlen_bwd_impl
+        dq, dk, dv = bwd(
             dout, q, k, v, out, lse, cu_seqlens, ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale, seed
         )
         return dq, dk, dv, None, None, None, None, None

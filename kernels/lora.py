@@ -41,6 +41,9 @@ from torch import Tensor
 
 __all__ = ["lora_linear", "lora_linear_reference"]
 
+if __package__ != "fastbert.kernels":  # a second import under another name would re-register the ops
+    raise ImportError(f"import this module as fastbert.kernels.lora, not {__name__}")
+
 MAX_RANK = 128
 
 
@@ -255,8 +258,7 @@ def _rows(t: Tensor) -> Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-@torch.library.custom_op("fastbert::lora_linear_fwd", mutates_args=())
-def _lora_fwd(
+def _lora_fwd_impl(
     x: Tensor,
     weight: Tensor,
     bias: Tensor | None,
@@ -293,14 +295,16 @@ def _lora_fwd(
     return y, xa
 
 
+_lora_fwd = torch.library.custom_op("fastbert::lora_linear_fwd", _lora_fwd_impl, mutates_args=())
+
+
 @_lora_fwd.register_fake
 def _(x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale):
     m = x.shape[0]
     return x.new_empty((m, weight.shape[0])), x.new_empty((m, lora_a.shape[0]))
 
 
-@torch.library.custom_op("fastbert::lora_linear_bwd_dx", mutates_args=())
-def _lora_bwd_dx(
+def _lora_bwd_dx_impl(
     dy: Tensor,
     weight: Tensor,
     lora_a: Tensor,
@@ -334,6 +338,9 @@ def _lora_bwd_dx(
     return dx, g
 
 
+_lora_bwd_dx = torch.library.custom_op("fastbert::lora_linear_bwd_dx", _lora_bwd_dx_impl, mutates_args=())
+
+
 @_lora_bwd_dx.register_fake
 def _(dy, weight, lora_a, lora_b, scaling, keep, keep_scale):
     m = dy.shape[0]
@@ -342,11 +349,16 @@ def _(dy, weight, lora_a, lora_b, scaling, keep, keep_scale):
 
 # ============================================================================ autograd
 class LoRALinearFunction(torch.autograd.Function):
-    """Differentiable wrapper of the two custom ops; see :func:`lora_linear`. x: (M, K), keep: (M, K) uint8 or None."""
+    """Differentiable wrapper of the two custom ops; see :func:`lora_linear`. x: (M, K), keep: (M, K) uint8 or None.
+
+    Under ``torch.compile`` it calls the registered ops (what gets traced); in eager mode
+    their implementations directly, skipping the dispatcher's Python round trip.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale):  # type: ignore[override]
-        y, xa = torch.ops.fastbert.lora_linear_fwd(x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale)
+        fwd = torch.ops.fastbert.lora_linear_fwd if torch.compiler.is_compiling() else _lora_fwd_impl
+        y, xa = fwd(x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale)
         ctx.save_for_backward(x, weight, lora_a, lora_b, xa, keep)
         ctx.scaling, ctx.keep_scale, ctx.has_bias = scaling, keep_scale, bias is not None
         return y
@@ -358,7 +370,10 @@ class LoRALinearFunction(torch.autograd.Function):
         s = ctx.scaling
         dy = dy.reshape(-1, dy.shape[-1])
         if need_x:
-            dx, g = torch.ops.fastbert.lora_linear_bwd_dx(dy, weight, lora_a, lora_b, s, keep, ctx.keep_scale)
+            bwd_dx = (
+                torch.ops.fastbert.lora_linear_bwd_dx if torch.compiler.is_compiling() else _lora_bwd_dx_impl
+            )
+            dx, g = bwd_dx(dy, weight, lora_a, lora_b, s, keep, ctx.keep_scale)
         else:
             dx, g = None, dy @ lora_b
         d_a = d_b = d_w = d_bias = None

@@ -1,8 +1,14 @@
 """Triton kernels for fastbert: variable-length attention and fused LoRA.
 
-Import as ``fastbert.kernels`` (the build copies this folder there; see
-``build_backend/fastbert_build.py``). Importing this package needs neither a GPU
-nor Triton: the kernel modules load on first use of a name below.
+(This file is ``fastbert/kernels/__init__.py`` once built: the build copies
+``kernels/*.py`` to ``python/fastbert/kernels/`` and renames ``_init.py``; see
+``build_backend/fastbert_build.py``. The source folder has no ``__init__.py`` on
+purpose: ``kernels`` is also the name of a PyPI package that ``transformers``
+probes for, and a regular package of that name on ``sys.path`` — the repository
+root, under ``python -m pytest`` — would be imported in its place.)
+
+Import as ``fastbert.kernels``. Importing this package needs neither a GPU nor
+Triton: the kernel modules load on first use of a name below.
 
 - :func:`varlen_attention` — FlashAttention-2-style forward and backward over
   packed ``(total_tokens, heads, head_dim)`` batches with ``cu_seqlens``; its
