@@ -494,14 +494,12 @@ def finetune(
 def _enable_kernels(net: nn.Module) -> None:
     """Plug the Triton variable-length attention into the packed path when it is importable."""
     try:
-        from fastbert.kernels import varlen_attention  # type: ignore[import-not-found]
+        from fastbert.kernels import varlen_attention
     except ImportError:
         return
 
     def attend(q, k, v, cu, max_len, dropout_p):  # type: ignore[no-untyped-def]
-        if dropout_p:
-            raise RuntimeError("the fused attention kernel needs attention dropout 0")
-        return varlen_attention(q, k, v, cu, max_len)
+        return varlen_attention(q, k, v, cu, max_len, dropout_p)
 
     net.bert.attention_fn = attend  # type: ignore[attr-defined]
 
