@@ -15,7 +15,10 @@ Two claims, each printed as a ratio against the named competitor, in one run:
 
 FLOPs: forward 4·h·d·Σ Lᵢ² (two products); backward 2.5× forward (FlashAttention's
 convention: five products; our backward recomputes the scores and does seven).
-Times: ``triton.testing.do_bench`` medians (CUDA events), inputs random normal.
+Times are medians with inputs drawn random normal, two ways: ``call`` — eager calls
+back to back (``triton.testing.do_bench``, CUDA events), what a training loop pays,
+Python overhead included; ``gpu`` — the same call replayed from a CUDA graph
+(``do_bench_cudagraph``), device time alone. Ratios are printed for both.
 
 Usage::
 
@@ -144,6 +147,25 @@ def bench(fn, grads=None, quick=False) -> float:
     return triton.testing.do_bench(fn, warmup=warmup, rep=rep, grad_to_none=grads, return_mode="median")
 
 
+def bench_graph(fn, grads=None) -> float | None:
+    """Median ms of ``fn`` replayed from a CUDA graph (device time, no Python overhead); None if not capturable."""
+    import triton
+
+    try:
+        return triton.testing.do_bench_cudagraph(fn, rep=20, grad_to_none=grads, return_mode="median")
+    except Exception:  # some backends cannot be captured; report the eager time only
+        return None
+
+
+def timings(fwd, fwd_bwd, grads, quick) -> dict[str, float]:
+    out = {"fwd": bench(fwd, quick=quick), "fwd_bwd": bench(fwd_bwd, grads, quick)}
+    for key, fn, g in (("fwd", fwd, None), ("fwd_bwd", fwd_bwd, grads)):
+        t = bench_graph(fn, g)
+        if t is not None:
+            out[f"{key}_gpu"] = t
+    return out
+
+
 def sdpa_backends():
     from torch.nn.attention import SDPBackend
 
@@ -174,7 +196,7 @@ def time_sdpa(q4, k4, v4, mask, dout4, quick) -> dict[str, dict[str, float]]:
                 warnings.simplefilter("ignore")
                 fwd_bwd()
                 torch.cuda.synchronize()
-                out[name] = {"fwd": bench(fwd, quick=quick), "fwd_bwd": bench(fwd_bwd, [q4, k4, v4], quick)}
+                out[name] = timings(fwd, fwd_bwd, [q4, k4, v4], quick)
         except RuntimeError as e:  # this backend does not take these inputs (e.g. flash with a mask)
             out[name] = {"error": str(e).splitlines()[0][:120]}
     return out
@@ -206,11 +228,12 @@ def fixed_length(kernels, dtype_name: str, quick: bool) -> dict[str, Any]:
     def ours_fb():
         ours().backward(dout)
 
-    # SDPA in its own layout (B, h, L, d), as views of the same storage (what a model hands it).
+    # SDPA gets its own preferred layout, (B, h, L, d) contiguous, with the same values.
     q4, k4, v4 = (
-        t.detach().view(batch, seqlen, heads, head_dim).transpose(1, 2).requires_grad_() for t in (q, k, v)
+        t.detach().view(batch, seqlen, heads, head_dim).transpose(1, 2).contiguous().requires_grad_()
+        for t in (q, k, v)
     )
-    dout4 = dout.view(batch, seqlen, heads, head_dim).transpose(1, 2)
+    dout4 = dout.view(batch, seqlen, heads, head_dim).transpose(1, 2).contiguous()
     with torch.no_grad():
         ref = (
             torch.nn.functional.scaled_dot_product_attention(q4, k4, v4)
@@ -219,17 +242,19 @@ def fixed_length(kernels, dtype_name: str, quick: bool) -> dict[str, Any]:
         )
         diff = (ours() - ref).abs().max().item()
     flops = 4 * batch * heads * head_dim * seqlen * seqlen
-    t_fwd, t_fb = bench(ours, quick=quick), bench(ours_fb, [q, k, v], quick)
+    ours_ms = timings(ours, ours_fb, [q, k, v], quick)
     sdpa = time_sdpa(q4, k4, v4, None, dout4, quick)
     row = {
         "dtype": dtype_name,
         "shape": {"batch": batch, "seqlen": seqlen, "heads": heads, "head_dim": head_dim},
         "max_abs_diff_vs_sdpa": diff,
-        "ours_ms": {"fwd": t_fwd, "fwd_bwd": t_fb},
+        "ours_ms": ours_ms,
         "sdpa_ms": sdpa,
         "tflops": {},
     }
-    for key, mult in (("fwd", 1.0), ("fwd_bwd", 3.5)):
+    for key, mult in (("fwd", 1.0), ("fwd_bwd", 3.5), ("fwd_gpu", 1.0), ("fwd_bwd_gpu", 3.5)):
+        if key not in ours_ms or not any(key in t for t in sdpa.values()):
+            continue
         name, t_sdpa = best(sdpa, key)
         ours_t = row["ours_ms"][key]
         row["tflops"][key] = {
@@ -238,14 +263,14 @@ def fixed_length(kernels, dtype_name: str, quick: bool) -> dict[str, Any]:
             "speedup_vs_best_sdpa": t_sdpa / ours_t,
         }
         log(
-            f"  {dtype_name:8} {key:8} ours {mult * flops / ours_t / 1e9:7.1f} TFLOP/s ({ours_t:.3f} ms)   "
+            f"  {dtype_name:8} {key:11} ours {mult * flops / ours_t / 1e9:7.1f} TFLOP/s ({ours_t:.3f} ms)   "
             f"sdpa/{name} {mult * flops / t_sdpa / 1e9:7.1f} TFLOP/s ({t_sdpa:.3f} ms)   "
             f"ours/sdpa speed {t_sdpa / ours_t:.2f}x"
         )
     others = ", ".join(
         f"{n}: " + (f"{t['fwd']:.3f}/{t['fwd_bwd']:.3f} ms" if "fwd" in t else "n/a") for n, t in sdpa.items()
     )
-    log(f"  {dtype_name:8} all SDPA backends (fwd/fwd+bwd): {others}; max |ours − sdpa| = {diff:.2e}")
+    log(f"  {dtype_name:8} all SDPA backends (call fwd/fwd+bwd): {others}; max |ours − sdpa| = {diff:.2e}")
     return row
 
 
@@ -258,7 +283,8 @@ def real_lengths(kernels, name: str, lengths: list[int], batch_size: int, quick:
     rng.shuffle(order)
     n_batches = min(len(order) // batch_size, 4 if quick else 20)
     gen = torch.Generator(device="cuda").manual_seed(1)
-    ours_t = {"fwd": 0.0, "fwd_bwd": 0.0}
+    keys = ("fwd", "fwd_bwd", "fwd_gpu", "fwd_bwd_gpu")
+    ours_t = dict.fromkeys(keys, 0.0)
     sdpa_t: dict[str, dict[str, float]] = {}
     useful = padded_flops = 0.0
     for i in range(n_batches):
@@ -278,7 +304,7 @@ def real_lengths(kernels, name: str, lengths: list[int], batch_size: int, quick:
         def pad(t, rows=rows, padded_len=padded_len, index=index):
             out = t.new_zeros(rows * padded_len, heads, head_dim)
             out[index] = t.detach()
-            return out.view(rows, padded_len, heads, head_dim).transpose(1, 2)  # (B, h, L, d)
+            return out.view(rows, padded_len, heads, head_dim).transpose(1, 2).contiguous()  # (B, h, L, d)
 
         q4, k4, v4 = (pad(t).requires_grad_() for t in (q, k, v))
         dout4 = pad(dout)
@@ -289,15 +315,18 @@ def real_lengths(kernels, name: str, lengths: list[int], batch_size: int, quick:
         def ours_fb(ours=ours, dout=dout):
             ours().backward(dout)
 
-        ours_t["fwd"] += bench(ours, quick=quick)
-        ours_t["fwd_bwd"] += bench(ours_fb, [q, k, v], quick)
+        for key, t in timings(ours, ours_fb, [q, k, v], quick).items():
+            ours_t[key] += t
         for backend, t in time_sdpa(q4, k4, v4, mask[:, None, None, :], dout4, quick).items():
-            acc = sdpa_t.setdefault(backend, {"fwd": 0.0, "fwd_bwd": 0.0})
-            if "fwd" in t and "error" not in acc:
-                acc["fwd"] += t["fwd"]
-                acc["fwd_bwd"] += t["fwd_bwd"]
-            else:
+            acc = sdpa_t.setdefault(backend, dict.fromkeys(keys, 0.0))
+            if "error" in t or "error" in acc:
                 sdpa_t[backend] = {"error": t.get("error", "failed on some batch")}
+                continue
+            for key in keys:
+                if key in t and key in acc:
+                    acc[key] += t[key]
+                else:
+                    acc.pop(key, None)  # not capturable on some batch: no graph time for this backend
         useful += 4 * heads * head_dim * sum(n * n for n in lens)
         padded_flops += 4 * heads * head_dim * len(lens) * padded_len * padded_len
     row = {
@@ -317,7 +346,9 @@ def real_lengths(kernels, name: str, lengths: list[int], batch_size: int, quick:
         "speedup_vs_best_sdpa": {},
         "useful_tflops": {},
     }
-    for key, mult in (("fwd", 1.0), ("fwd_bwd", 3.5)):
+    for key, mult in (("fwd", 1.0), ("fwd_bwd", 3.5), ("fwd_gpu", 1.0), ("fwd_bwd_gpu", 3.5)):
+        if not ours_t[key] or not any(key in t for t in sdpa_t.values()):
+            continue
         backend, t_sdpa = best(sdpa_t, key)
         row["speedup_vs_best_sdpa"][key] = {"backend": backend, "x": t_sdpa / ours_t[key]}
         row["useful_tflops"][key] = {
@@ -325,7 +356,7 @@ def real_lengths(kernels, name: str, lengths: list[int], batch_size: int, quick:
             f"sdpa_{backend}": mult * useful / t_sdpa / 1e9,
         }
         log(
-            f"  {name:9} B={batch_size:<4} {key:8} ours {ours_t[key] / n_batches:8.4f} ms/batch   "
+            f"  {name:9} B={batch_size:<4} {key:11} ours {ours_t[key] / n_batches:8.4f} ms/batch   "
             f"sdpa/{backend} {t_sdpa / n_batches:8.4f} ms/batch   ours/sdpa speed {t_sdpa / ours_t[key]:.2f}x   "
             f"(useful {mult * useful / ours_t[key] / 1e9:.1f} vs {mult * useful / t_sdpa / 1e9:.1f} TFLOP/s)"
         )

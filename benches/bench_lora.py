@@ -13,7 +13,9 @@ With ``--dropout 0.1`` the adapters use dropout (PEFT and fastbert_eager through
 ``nn.Dropout``, ours through a Bernoulli mask). Ratios printed: fused time over base
 (the LoRA overhead we still pay) and PEFT time over fused (our speed-up). TFLOP/s
 count the useful products: 2MNK + 2MKr + 2MNr forward, twice that backward
-(dx's two products, dA and dB). Times are ``triton.testing.do_bench`` medians.
+(dx's two products, dA and dB). Times are medians: ``call`` — eager calls back to
+back (``triton.testing.do_bench``), Python overhead included; ``gpu`` — replayed
+from a CUDA graph (``do_bench_cudagraph``), device time alone.
 
 Usage::
 
@@ -107,6 +109,15 @@ def bench(fn, grads, quick: bool) -> float:
     return triton.testing.do_bench(fn, warmup=warmup, rep=rep, grad_to_none=grads, return_mode="median")
 
 
+def bench_graph(fn, grads) -> float | None:
+    import triton
+
+    try:
+        return triton.testing.do_bench_cudagraph(fn, rep=20, grad_to_none=grads, return_mode="median")
+    except Exception:  # not capturable: report the eager time only
+        return None
+
+
 def case(kernels, lora_mod, m: int, k: int, n: int, rank: int, dtype_name: str, dropout: float, quick: bool):
     import peft
     import torch
@@ -177,8 +188,13 @@ def case(kernels, lora_mod, m: int, k: int, n: int, rank: int, dtype_name: str, 
             fn().backward(dy)
 
         times[name] = {"fwd": bench(fn, grads[name], quick), "fwd_bwd": bench(fwd_bwd, grads[name], quick)}
+        for key, f in (("fwd", fn), ("fwd_bwd", fwd_bwd)):
+            t = bench_graph(f, grads[name])
+            if t is not None:
+                times[name][f"{key}_gpu"] = t
     fwd_flops = 2 * m * n * k + 2 * m * k * rank + 2 * m * n * rank
-    flops = {"fwd": fwd_flops, "fwd_bwd": 3 * fwd_flops}
+    flops = {"fwd": fwd_flops, "fwd_bwd": 3 * fwd_flops, "fwd_gpu": fwd_flops, "fwd_bwd_gpu": 3 * fwd_flops}
+    keys = [key for key in flops if all(key in t for t in times.values())]
     row = {
         "shape": {"M": m, "K": k, "N": n, "r": rank},
         "dtype": dtype_name,
@@ -186,12 +202,12 @@ def case(kernels, lora_mod, m: int, k: int, n: int, rank: int, dtype_name: str, 
         "rel_err_vs_fp64": {"fused": err_fused, "peft": err_peft},
         "ms": times,
         "tflops": {name: {key: flops[key] / t[key] / 1e9 for key in t} for name, t in times.items()},
-        "fused_over_base": {key: times["fused"][key] / times["base"][key] for key in ("fwd", "fwd_bwd")},
-        "peft_over_fused": {key: times["peft"][key] / times["fused"][key] for key in ("fwd", "fwd_bwd")},
+        "fused_over_base": {key: times["fused"][key] / times["base"][key] for key in keys},
+        "peft_over_fused": {key: times["peft"][key] / times["fused"][key] for key in keys},
     }
-    for key in ("fwd", "fwd_bwd"):
+    for key in keys:
         log(
-            f"  M={m:<6} {k}->{n:<5} r={rank:<3} {key:8} "
+            f"  M={m:<6} {k}->{n:<5} r={rank:<3} {key:11} "
             + "  ".join(f"{name} {times[name][key]:.4f}" for name in fns)
             + f" ms | fused/base {row['fused_over_base'][key]:.2f}x, peft/fused {row['peft_over_fused'][key]:.2f}x"
             + f" | fused {row['tflops']['fused'][key]:.0f} TFLOP/s"
