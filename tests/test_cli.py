@@ -1,6 +1,8 @@
 """The ``fastbert`` command line: ``fastbert tokenize`` against the Python API on
 real data, its input and output handling, and its errors (one line, no traceback,
-no half-written output)."""
+no half-written output); ``finetune``, ``predict`` and ``evaluate`` on a tiny random
+BERT (fast), and once the real no-argument ``fastbert finetune`` (MiniLM on the
+bundled BANKING77 sample, cut to a few steps)."""
 
 from __future__ import annotations
 
@@ -37,23 +39,27 @@ def sentences() -> list[str]:
     return ["Hello, world!", "", "naïve café — ünïcödé", "a\tb  c", "東京は日本の首都です。", "[SEP] inside"]
 
 
-def run(args: list[str], stdin: bytes | None = b"", **kw) -> subprocess.CompletedProcess[bytes]:
+def run(
+    args: list[str], stdin: bytes | None = b"", timeout: float = TIMEOUT, **kw
+) -> subprocess.CompletedProcess[bytes]:
     """``python -m fastbert ARGS`` in a subprocess (stdin empty unless given)."""
     return subprocess.run(
         [sys.executable, "-m", "fastbert", *args],
         input=stdin,
         capture_output=True,
-        timeout=TIMEOUT,
+        timeout=timeout,
         **kw,
     )
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess[bytes], *needles: str, status: int = 1) -> str:
+def assert_one_line_error(
+    proc: subprocess.CompletedProcess[bytes], *needles: str, status: int = 1, command: str = "tokenize"
+) -> str:
     err = proc.stderr.decode()
     assert proc.returncode == status, (proc.returncode, err)
     assert "Traceback" not in err, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("fastbert tokenize: error: "), err
+    assert last.startswith(f"fastbert {command}: error: "), err
     for needle in needles:
         assert needle in last, (needle, last)
     return last
@@ -306,3 +312,435 @@ def test_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
     assert status == 0, err.decode()
     assert json.loads(first)["tokens"][0] == "[CLS]"
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+# ================================================================== finetune / predict / evaluate
+WORDS = {
+    "neg": ("awful", "terrible", "dreadful", "poor"),
+    "neu": ("average", "okay", "plain", "middling"),
+    "pos": ("great", "lovely", "excellent", "superb"),
+}
+
+
+def class_rows(n: int, start: int = 0) -> list[tuple[str, str]]:
+    names = sorted(WORDS)
+    return [
+        (f"item {i} is {WORDS[names[i % 3]][(i // 3) % 4]}", names[i % 3]) for i in range(start, start + n)
+    ]
+
+
+def write_tsv(path: Path, header: list[str], rows: list[tuple]) -> Path:
+    lines = ["\t".join(header), *("\t".join(map(str, r)) for r in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide BERT with the MiniLM vocabulary and random weights (as in test_finetune)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from fastbert.model import BertConfig, BertModel
+
+    src = Path(gt.get_model_path())
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    torch.manual_seed(0)
+    model = BertModel(cfg)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(cfg.to_hf_dict()))
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(src / name, folder / name)
+    return folder
+
+
+def quick(model: Path) -> list[str]:
+    """Options that keep a tiny-model run at a second or two."""
+    return [
+        "--model",
+        str(model),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "32",
+        "--no-progress",
+    ]
+
+
+def main_out(args: list[str]) -> tuple[int, str, str]:
+    """``cli.main(args)`` in this process: (status, stdout, stderr). The streams have a ``.buffer``,
+    as the real ones do (predictions are written as bytes)."""
+    import contextlib
+    import io
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(args)
+    out.flush()
+    err.flush()
+    return status, out.buffer.getvalue().decode(), err.buffer.getvalue().decode()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 3-class model fine-tuned with `fastbert finetune` (in process), and its files."""
+    d = tmp_path_factory.mktemp("classifier")
+    train = write_tsv(d / "train.tsv", ["text", "label"], class_rows(48))
+    dev = write_tsv(d / "dev.tsv", ["text", "label"], class_rows(24, start=1000))
+    out = d / "model"
+    args = ["finetune", "--train", str(train), "--eval", str(dev), "--out", str(out), *quick(tiny_model)]
+    args += ["--seed", "3", "--set", "warmup_ratio=0.1", "--set", "early_stopping_patience=null"]
+    status, stdout, stderr = main_out(args)
+    assert status == 0, stderr
+    return {"dir": out, "train": train, "dev": dev, "stdout": stdout, "stderr": stderr}
+
+
+def test_finetune_saves_the_model_and_prints_dev_metrics(classifier: dict) -> None:
+    out, stdout = classifier["dir"], classifier["stdout"]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "fastbert.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == [], "no temporary folder left"
+    assert f"dev metrics (24 examples from {classifier['dev']})" in stdout
+    for needle in ("accuracy", "macro_f1", "precision  recall", "neg", "pos", f"saved the model to {out}"):
+        assert needle in stdout, (needle, stdout)
+    assert stdout.rstrip().endswith(f"saved the model to {out.resolve()}")
+    assert "eval step" in classifier["stderr"], "the per-evaluation log line is shown"
+    meta = json.loads((out / "fastbert.json").read_text())
+    cfg = meta["config"]
+    assert (cfg["epochs"], cfg["batch_size"], cfg["max_length"], cfg["seed"]) == (1.0, 8, 32, 3)
+    assert cfg["warmup_ratio"] == 0.1 and cfg["early_stopping_patience"] is None
+    assert meta["data"]["dev_source"] == str(classifier["dev"])
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "neg", "1": "neu", "2": "pos"}
+
+
+def test_predict_matches_the_python_api(classifier: dict, tmp_path: Path) -> None:
+    texts = ["item 5 is lovely", "", "item 7 is dreadful", "a\ttab inside"]
+    src = write(tmp_path / "texts.txt", texts)
+    status, stdout, stderr = main_out(
+        ["predict", str(classifier["dir"]), "--input", str(src), "--no-progress"]
+    )
+    assert status == 0, stderr
+    ft = fastbert.load(classifier["dir"])
+    got = records(stdout.encode())
+    assert [r["text"] for r in got] == texts
+    assert [r["label"] for r in got] == ft.predict(texts)
+    probs = ft.predict_proba(texts)
+    assert [r["probability"] for r in got] == pytest.approx(probs.max(axis=1).tolist(), abs=1e-6)
+    assert fastbert.predict(classifier["dir"], texts) == ft.predict(texts)
+
+    # --format tsv: the prediction alone, line i for input line i; --output replaced atomically.
+    out = tmp_path / "pred.tsv"
+    status, stdout, _ = main_out(
+        ["predict", str(classifier["dir"]), "-i", str(src), "--format", "tsv", "-o", str(out)]
+    )
+    assert status == 0 and stdout == ""
+    lines = out.read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ft.predict(texts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.tsv", "texts.txt"]
+
+    # A table: the text column is found by name, the label column ignored, one prediction a row.
+    status, stdout, _ = main_out(
+        ["predict", str(classifier["dir"]), "-i", str(classifier["dev"]), "--no-progress"]
+    )
+    dev_texts = [t for t, _ in class_rows(24, start=1000)]
+    assert status == 0
+    assert [r["label"] for r in records(stdout.encode())] == ft.predict(dev_texts)
+
+
+def test_predict_shows_a_count(classifier: dict, tmp_path: Path) -> None:
+    src = write(tmp_path / "texts.txt", ["item 1 is great"] * 3)
+    status, _, stderr = main_out(["predict", str(classifier["dir"]), "--input", str(src)])
+    assert status == 0 and "3/3" in stderr
+
+
+def test_evaluate_prints_metrics_and_writes_json(classifier: dict, tmp_path: Path) -> None:
+    report = tmp_path / "metrics.json"
+    status, stdout, stderr = main_out(
+        ["evaluate", str(classifier["dir"]), "--data", str(classifier["dev"]), "--output", str(report)]
+    )
+    assert status == 0, stderr
+    want = fastbert.load(classifier["dir"]).evaluate(str(classifier["dev"]))
+    assert f"accuracy         {want['accuracy']:.4f}" in stdout
+    assert "class  precision  recall      f1  support" in stdout
+    got = json.loads(report.read_text())
+    assert got["examples"] == 24 and got["task"] == "classification"
+    assert got["metrics"]["accuracy"] == pytest.approx(want["accuracy"])
+    assert got["metrics"]["confusion_matrix"] == want["confusion_matrix"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_evaluate_unknown_label_names_the_row(classifier: dict, tmp_path: Path) -> None:
+    bad = write_tsv(tmp_path / "bad.tsv", ["text", "label"], [("item 1 is great", "pos"), ("x", "angry")])
+    report = tmp_path / "metrics.json"
+    status, stdout, stderr = main_out(
+        ["evaluate", str(classifier["dir"]), "--data", str(bad), "--output", str(report)]
+    )
+    assert status == 1 and stdout == ""
+    assert stderr.strip().splitlines()[-1].startswith("fastbert evaluate: error: ")
+    assert f"{bad}, line 3" in stderr and "'angry'" in stderr
+    assert not report.exists()
+
+
+def conll(path: Path, sentences: list[list[tuple[str, str]]]) -> Path:
+    blocks = ["\n".join(f"{w}\t{t}" for w, t in s) for s in sentences]
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+def ner_sentences(n: int) -> list[list[tuple[str, str]]]:
+    people, cities = ("Peter", "Maria", "John", "Anna"), ("Berlin", "Paris", "Rome", "Oslo")
+    return [
+        [(people[i % 4], "B-PER"), ("lives", "O"), ("in", "O"), (cities[(i // 4) % 4], "B-LOC"), (".", "O")]
+        for i in range(n)
+    ]
+
+
+def test_token_model_predicts_sentences_and_conll(tiny_model: Path, tmp_path: Path) -> None:
+    train = conll(tmp_path / "train.conll", ner_sentences(32))
+    dev = conll(tmp_path / "dev.conll", ner_sentences(8))
+    out = tmp_path / "ner"
+    status, stdout, stderr = main_out(
+        [
+            "finetune",
+            "--task",
+            "token",
+            "--train",
+            str(train),
+            "--eval",
+            str(dev),
+            "--out",
+            str(out),
+            *quick(tiny_model),
+        ]
+    )
+    assert status == 0, stderr
+    assert "entity type" in stdout and "f1" in stdout
+    ft = fastbert.load(out)
+    sentences = [["Anna", "lives", "in", "Rome", "."], [], ["Oslo"]]
+    src = write(tmp_path / "words.txt", [" ".join(s) for s in sentences])
+    status, stdout, _ = main_out(["predict", str(out), "--input", str(src), "--no-progress"])
+    got = records(stdout.encode())
+    assert status == 0 and [r["words"] for r in got] == sentences
+    assert [r["tags"] for r in got] == [ft.predict([sentences[0]])[0], [], ft.predict([sentences[2]])[0]]
+    # CoNLL input: the first column, sentence by sentence; its tags are not needed.
+    plain = tmp_path / "plain.conll"
+    plain.write_text("Anna\nlives\nin\nRome\n.\n\nOslo\n", encoding="utf-8")
+    status, stdout, _ = main_out(
+        ["predict", str(out), "--input", str(plain), "--format", "tsv", "--no-progress"]
+    )
+    assert status == 0
+    assert stdout.splitlines() == [" ".join(t) for t in ft.predict([sentences[0], sentences[2]])]
+    status, stdout, _ = main_out(["evaluate", str(out), "--data", str(dev)])
+    assert status == 0 and "PER" in stdout and "LOC" in stdout and "precision" in stdout
+
+
+@pytest.mark.parametrize("task", ["pair", "regression"])
+def test_pair_and_regression_models(task: str, tiny_model: Path, tmp_path: Path) -> None:
+    rows = []
+    for i in range(48):
+        a, b = class_rows(1, start=i)[0], class_rows(1, start=i + (3 if i % 2 else 1))[0]
+        same = a[1] == b[1]
+        rows.append(
+            (a[0], b[0], ("same" if same else "different") if task == "pair" else 4.0 * same + i % 3 / 3)
+        )
+    train = write_tsv(tmp_path / "train.tsv", ["sentence1", "sentence2", "label"], rows)
+    out = tmp_path / task
+    status, stdout, stderr = main_out(
+        ["finetune", "--task", task, "--train", str(train), "--out", str(out), *quick(tiny_model)]
+    )
+    assert status == 0, stderr
+    assert ("pearson" if task == "regression" else "macro_f1") in stdout
+    assert "stratified split of" in stdout
+    ft = fastbert.load(out)
+    a, b = [r[0] for r in rows[:3]], [r[1] for r in rows[:3]]
+    key = "score" if task == "regression" else "label"
+    want = ft.predict(a, b)
+    # text<TAB>pair lines, and the table itself (its sentence2 column is the pair).
+    src = write(tmp_path / "pairs.txt", [f"{x}\t{y}" for x, y in zip(a, b, strict=True)])
+    for source in (src, train):
+        status, stdout, _ = main_out(["predict", str(out), "--input", str(source), "--no-progress"])
+        got = records(stdout.encode())[:3]
+        assert status == 0 and [r["pair"] for r in got] == b
+        assert [r[key] for r in got] == (pytest.approx(want, abs=1e-5) if task == "regression" else want)
+    if task == "pair":  # a pair model needs the TAB on every line
+        bad = write(tmp_path / "bad.txt", ["first\tpair", "no pair here"])
+        status, _, stderr = main_out(["predict", str(out), "--input", str(bad)])
+        assert status == 1 and f"{bad}, line 2" in stderr and "TAB" in stderr
+
+
+def test_lora_and_set_options(tiny_model: Path, tmp_path: Path) -> None:
+    train = write_tsv(tmp_path / "train.tsv", ["text", "label"], class_rows(48))
+    out = tmp_path / "lora"
+    args = ["finetune", "--train", str(train), "--out", str(out), *quick(tiny_model), "--strategy", "lora"]
+    args += ["--set", "lora_rank=4", "--set", "lora_targets=query,key", "--set", "adam_betas=[0.9, 0.98]"]
+    args += ["--class-weights", "balanced", "--pooling", "mean"]
+    status, _, stderr = main_out(args)
+    assert status == 0, stderr
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    cfg = json.loads((out / "fastbert.json").read_text())["config"]
+    assert cfg["lora_rank"] == 4 and cfg["lora_targets"] == ["query", "key"]
+    assert (
+        cfg["adam_betas"] == [0.9, 0.98] and cfg["class_weights"] == "balanced" and cfg["pooling"] == "mean"
+    )
+
+
+def test_parse_set_reads_json_and_checks_types() -> None:
+    got = cli.parse_set(
+        ["epochs=2", "lr=3e-5", "token_budget=null", "metric=accuracy", "deterministic=true", "eval-steps=50",
+         "class_weights={\"pos\": 2}", "lora_targets=[\"query\"]"]
+    )  # fmt: skip
+    assert got == {
+        "epochs": 2.0,
+        "lr": 3e-5,
+        "token_budget": None,
+        "metric": "accuracy",
+        "deterministic": True,
+        "eval_steps": 50,
+        "class_weights": {"pos": 2},
+        "lora_targets": ("query",),
+    }
+    assert isinstance(got["epochs"], float)
+    for bad, needle in [
+        ("nope=1", "not a FinetuneConfig field"),
+        ("epochs", "KEY=VALUE"),
+        ("epochs=many", "not a valid value for epochs"),
+        ("batch_size=1.5", "batch_size"),
+        ("strategy=everything", "strategy"),
+        ("progress=1", "progress"),
+    ]:
+        with pytest.raises(cli.UsageError, match=needle):
+            cli.parse_set([bad])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--eval", "dev.tsv"], "--eval needs --train"),
+        (["--task", "token"], "--task token needs --train"),
+        (["--set", "nope=1"], "not a FinetuneConfig field"),
+        (["--set", "epochs=2", "--epochs", "3"], "both set epochs"),
+        (["--set", "warmup_ratio=2"], "warmup_ratio"),
+        (["--epochs", "0"], "positive"),
+        (["--strategy", "most"], "invalid choice"),
+    ],
+)
+def test_finetune_usage_errors(args: list[str], needle: str, tmp_path: Path) -> None:
+    proc = run(["finetune", *args], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "Traceback" not in err and needle in err and "usage: fastbert finetune" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_training_data_names_file_and_line_and_writes_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = data / "train.tsv"
+    bad.write_text("text\tlabel\nfine text\tpos\none\ttoo\tmany\nother\tneg\n", encoding="utf-8")
+    out = tmp_path / "model"
+    proc = run(["finetune", "--train", str(bad), "--out", str(out), *quick(tiny_model)], cwd=tmp_path)
+    assert_one_line_error(proc, str(bad), "line 3", "3 tab-separated fields", command="finetune")
+    assert proc.stdout == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "no model folder, no temporary folder"
+
+    status, _, stderr = main_out(["finetune", "--train", str(data / "missing.tsv"), "--out", str(out)])
+    assert status == 1 and "missing.tsv: no such file" in stderr
+    status, _, stderr = main_out(["finetune", "--train", str(bad), "--model", str(tmp_path / "nope")])
+    assert status == 1 and "nope: no such folder" in stderr
+
+
+def test_non_empty_out_needs_overwrite(classifier: dict, tiny_model: Path) -> None:
+    out = classifier["dir"]
+    before = (out / "model.safetensors").read_bytes()
+    status, stdout, stderr = main_out(["finetune", "--train", str(classifier["train"]), "--out", str(out)])
+    assert status == 1 and stdout == ""
+    assert "not empty" in stderr and "--overwrite" in stderr
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_predict_and_evaluate_errors(classifier: dict, tmp_path: Path) -> None:
+    src = write(tmp_path / "texts.txt", ["x"])
+    not_a_model = tmp_path / "folder"
+    not_a_model.mkdir()
+    proc = run(["predict", str(not_a_model), "--input", str(src)], cwd=tmp_path)
+    assert_one_line_error(proc, "fastbert.json", command="predict")
+    status, _, stderr = main_out(["predict", str(classifier["dir"]), "--input", str(tmp_path / "no.txt")])
+    assert status == 1 and "no.txt: no such file" in stderr
+    status, _, stderr = main_out(["evaluate", str(tmp_path / "no-model"), "--data", str(classifier["dev"])])
+    assert status == 1 and "no-model: no such folder" in stderr
+    status, _, stderr = main_out(
+        [
+            "evaluate",
+            str(classifier["dir"]),
+            "--data",
+            str(classifier["dev"]),
+            "-o",
+            str(tmp_path / "x" / "m.json"),
+        ]
+    )
+    assert status == 1 and "does not exist" in stderr
+    proc = run(["evaluate", str(classifier["dir"])], cwd=tmp_path)
+    assert proc.returncode == 2 and b"--data" in proc.stderr
+
+
+# ------------------------------------------------------------------ the bundled sample
+def sample_folder() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("fastbert").joinpath("sample_data", "banking77_sample")))
+
+
+def test_the_sample_ships_with_its_license() -> None:
+    folder = sample_folder()
+    assert folder.is_relative_to(Path(fastbert.__file__).resolve().parent)
+    license_text = (folder / "LICENSE").read_text(encoding="utf-8")
+    for needle in ("CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/", "Casanueva", "sample"):
+        assert needle in license_text
+    assert "make_sample.py" in (folder / "SOURCE.md").read_text(encoding="utf-8")
+    train = (folder / "train.tsv").read_text(encoding="utf-8").splitlines()
+    dev = (folder / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    assert train[0] == dev[0] == "text\tlabel"
+    labels = {line.split("\t")[1] for line in train[1:]}
+    assert labels == {line.split("\t")[1] for line in dev[1:]}
+    assert not {line.split("\t")[0] for line in train[1:]} & {line.split("\t")[0] for line in dev[1:]}
+
+
+@pytest.mark.skipif(not (DATA / "banking77").is_dir(), reason="shared data not found")
+def test_make_sample_regenerates_the_shipped_files(tmp_path: Path) -> None:
+    from fastbert.sample_data import make_sample
+
+    assert make_sample.main(["--source", str(DATA / "banking77"), "--out", str(tmp_path)]) == 0
+    for name in ("train.tsv", "dev.tsv"):
+        assert (tmp_path / name).read_bytes() == (sample_folder() / name).read_bytes(), name
+
+
+def test_no_argument_finetune_uses_the_bundled_sample(tmp_path: Path) -> None:
+    """The README's main command, `fastbert finetune`, cut to a few steps: MiniLM on the
+    bundled sample, found through the installed package, saved to ./fastbert-model."""
+    proc = run(["finetune", "--epochs", "0.05", "--no-progress"], cwd=tmp_path, timeout=600)
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "bundled BANKING77 sample" in err and "LICENSE" in err
+    model = tmp_path / "fastbert-model"
+    assert "accuracy" in out and "macro_f1" in out
+    assert out.rstrip().endswith(f"saved the model to {model}")
+    meta = json.loads((model / "fastbert.json").read_text())
+    assert Path(meta["data"]["train_source"]) == sample_folder() / "train.tsv"
+    assert Path(meta["data"]["dev_source"]) == sample_folder() / "dev.tsv"
+    cfg = meta["config"]
+    assert cfg["epochs"] == 0.05, "the command line wins over the sample's defaults"
+    assert {k: cfg[k] for k in ("lr", "batch_size", "max_length")} == {
+        k: cli.SAMPLE_DEFAULTS[k] for k in ("lr", "batch_size", "max_length")
+    }
+    labels = json.loads((model / "config.json").read_text())["id2label"]
+    rows = (sample_folder() / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    assert sorted(labels.values()) == sorted({r.split("\t")[1] for r in rows})
+    assert meta["data"]["train_examples"] == len(rows)
+    # A second run refuses to replace the model before any training.
+    again = run(["finetune"], cwd=tmp_path)
+    assert_one_line_error(again, "not empty", "--overwrite", command="finetune")
