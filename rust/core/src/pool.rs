@@ -25,6 +25,12 @@ pub fn default_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Record this process as the owner of the pools (called when the extension loads),
+/// so that a fork is recognised even if the parent never used a pool.
+pub fn claim_owner() {
+    let _ = OWNER_PID.compare_exchange(0, std::process::id(), Ordering::AcqRel, Ordering::Acquire);
+}
+
 /// True in a process forked from the one that created the pools.
 pub fn is_forked_child() -> bool {
     let owner = OWNER_PID.load(Ordering::Acquire);

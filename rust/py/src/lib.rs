@@ -33,6 +33,7 @@ fn _is_forked_child() -> bool {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    fastbert_core::pool::claim_owner();
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<tokenizer::PyEncoding>()?;
     m.add(
