@@ -103,6 +103,15 @@ def header(title: str) -> None:
     print(f"## {title}\n")
     for k, v in machine().items():
         print(f"- {k}: {v}")
+    load = os.getloadavg()[0]
+    if load > cores() + 0.5:
+        # Contention stretches a long call over many scheduler slices but often misses a
+        # sub-millisecond one entirely, so it inflates the slower side's median more.
+        print(
+            f"\nWARNING: busy machine (1-min load {load:.1f} on {cores()} cores). Absolute rates are "
+            "depressed, and ratios between a sub-millisecond call and a long one lean towards the "
+            "faster side; compare the cores-used column, and rerun when the machine is quiet."
+        )
     print(flush=True)
 
 
