@@ -182,6 +182,9 @@ impl Tokenizer {
         pair: Option<Input>,
         opts: &EncodeOptions,
     ) -> Result<Encoding> {
+        if let Some(t) = &opts.truncation {
+            self.check_stride(t)?;
+        }
         BUFFERS.with(|cell| {
             let buffers = &mut *cell.borrow_mut();
             let Buffers { a, b, scratch } = buffers;
@@ -207,6 +210,26 @@ impl Tokenizer {
                 self.post_process(a.clone(), b.cloned(), opts)
             }
         })
+    }
+
+    /// Reject a stride that leaves no room, whatever the input, as `tokenizers`'
+    /// `with_truncation` (and so `transformers`) does when truncation is set up:
+    /// `stride > max_length - special tokens of a single sequence` is an error
+    /// even for inputs that fit or for `add_special_tokens=false`. Without this
+    /// check such a stride only failed on inputs long enough to be cut.
+    /// (`tokenizers` computes the difference in wrapping unsigned arithmetic, so it
+    /// skips the check when `max_length` is below the special-token count;
+    /// `checked_sub` does the same.)
+    fn check_stride(&self, t: &Truncation) -> Result<()> {
+        let special = self.num_special_tokens(false);
+        match t.max_length.checked_sub(special) {
+            Some(room) if t.stride > room => Err(Error::invalid(format!(
+                "stride ({}) must not exceed max_length minus the special tokens of a single \
+                 sequence ({} - {special} = {room})",
+                t.stride, t.max_length
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Special tokens + sequences, when no truncation happens (see `post_process`).
@@ -572,5 +595,61 @@ pub fn bytes_to_chars(text: &str, offsets: &mut [(u32, u32)]) {
     chars_before[text.len()] = n;
     for o in offsets {
         *o = (chars_before[o.0 as usize], chars_before[o.1 as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny uncased BERT tokenizer: `[CLS] $A [SEP]` around WordPiece over `vocab`.
+    fn tokenizer(vocab: &[&str]) -> Tokenizer {
+        let vocab: Vec<String> = vocab.iter().map(|t| t.to_string()).collect();
+        let id = |t: &str| vocab.iter().position(|v| v == t).unwrap() as u32;
+        let spec = TokenizerSpec {
+            template: Some(Template::bert(id("[CLS]"), id("[SEP]"))),
+            added_tokens: ["[CLS]", "[SEP]"]
+                .iter()
+                .map(|t| crate::spec::AddedToken {
+                    content: t.to_string(),
+                    id: id(t),
+                    special: true,
+                })
+                .collect(),
+            unk_token: "[UNK]".into(),
+            pad_token: Some("[PAD]".into()),
+            continuing_subword_prefix: "##".into(),
+            max_input_chars_per_word: 100,
+            normalizer: Some(NormalizerFlags::uncased()),
+            source: "test".into(),
+            vocab,
+        };
+        Tokenizer::new(spec).unwrap()
+    }
+
+    fn truncating(max_length: usize, stride: usize, add_special_tokens: bool) -> EncodeOptions {
+        EncodeOptions {
+            add_special_tokens,
+            truncation: Some(Truncation {
+                max_length,
+                stride,
+                strategy: TruncationStrategy::LongestFirst,
+                direction: Direction::Right,
+            }),
+        }
+    }
+
+    #[test]
+    fn stride_beyond_room_is_an_error_even_when_the_input_fits() {
+        let tok = tokenizer(&["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"]);
+        let short = Input::Text("a");
+        // tokenizers: max_length 6 - 2 special tokens = 4 < stride 5 -> error at set-up.
+        assert!(tok.encode(short, None, &truncating(6, 5, true)).is_err());
+        // ... also when special tokens are not added (it checks at set-up, not per input).
+        assert!(tok.encode(short, None, &truncating(2, 1, false)).is_err());
+        // stride == room passes the set-up check; it only fails if something is cut.
+        assert!(tok.encode(short, None, &truncating(6, 4, true)).is_ok());
+        // max_length below the special tokens: tokenizers' check wraps around and passes.
+        assert!(tok.encode(short, None, &truncating(1, 1, false)).is_ok());
     }
 }
