@@ -143,14 +143,22 @@ def test_wheel_ships_nothing_it_should_not(names: list[str]) -> None:
     dist_info = [n for n in names if ".dist-info/" in n]
     payload = [n for n in names if n not in dist_info]
     assert all(n.startswith("fastbert/") for n in payload), payload
+    # The one data set we ship on purpose is the bundled BANKING77 sample that
+    # `fastbert finetune` trains on with no arguments; any other data file is a leak.
+    bundled = ("fastbert/sample_data/banking77_sample/",)
     unwanted = [
         n
         for n in payload
         if "__pycache__" in n
-        or n.endswith((".pyc", ".tsv", ".conll", ".csv", ".jsonl"))
+        or (n.endswith((".pyc", ".tsv", ".conll", ".csv", ".jsonl")) and not n.startswith(bundled))
         or n.startswith(("fastbert/tests/", "fastbert/target/"))
     ]
     assert not unwanted, f"the wheel should not ship {unwanted}"
+
+
+def test_wheel_ships_the_bundled_sample(names: list[str]) -> None:
+    sample = {n.rsplit("/", 1)[-1] for n in names if n.startswith("fastbert/sample_data/banking77_sample/")}
+    assert {"train.tsv", "dev.tsv"} <= sample, sorted(sample)
 
 
 def test_metadata_declares_the_console_script_and_dependencies(wheel: Path, names: list[str]) -> None:
