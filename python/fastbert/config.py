@@ -52,7 +52,7 @@ class FinetuneConfig:
     lora_targets: tuple[str, ...] = ("query", "value")
     #: Passes over the training data (fractions allowed).
     epochs: float = 3.0
-    #: Examples per optimizer step (before accumulation): the *global* batch under DDP.
+    #: Examples per optimizer step, cut into ``grad_accum`` micro-batches: the *global* batch under DDP.
     batch_size: int = 32
     #: Micro-batches accumulated per optimizer step.
     grad_accum: int = 1
@@ -63,7 +63,8 @@ class FinetuneConfig:
     #: 89.68 for HF Trainer); the unpadded encoder spends nothing on padding outside
     #: attention anyway, so bucketing buys little speed.
     bucket_pool: int = 1
-    #: Optional cap on padded tokens per batch (length-bucketed batching); ``None``: by ``batch_size``.
+    #: Optional cap on padded tokens (examples × longest) in one optimizer step's batch, before it is
+    #: cut into micro-batches and DDP slices (length-bucketed batching); ``None``: by ``batch_size``.
     token_budget: int | None = None
     #: Peak learning rate, AdamW betas/epsilon, weight decay (not on biases and LayerNorm).
     lr: float = 5e-5

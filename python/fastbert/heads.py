@@ -51,6 +51,10 @@ class SequenceClassifier(nn.Module):
         super().__init__()
         self.bert = BertModel(config, add_pooling_layer=True)
         self.pooling = pooling
+        if pooling != "cls":
+            # The pooler is kept (its checkpoint weights are saved unchanged) but takes no part in
+            # the loss: frozen, so DDP does not wait for gradients it never gets (tests/test_ddp.py).
+            self.bert.pooler.requires_grad_(False)  # type: ignore[union-attr]
         self.attention_pool = AttentionPooling(config.hidden_size) if pooling == "attention" else None
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, num_labels)

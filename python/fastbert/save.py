@@ -24,6 +24,7 @@ import torch
 
 from fastbert.config import FinetuneConfig
 from fastbert.lora import LoRALinear, merged_state_dict, save_peft_adapter
+from fastbert.train import distributed
 
 if TYPE_CHECKING:
     from fastbert.api import FineTunedModel
@@ -80,6 +81,11 @@ def _jsonable(x: Any) -> Any:
 
 def save_model(ft: FineTunedModel, target: Path, *, overwrite: bool = False) -> Path:
     target = target.resolve()
+    if distributed()[0] != 0:
+        # Under DDP every rank holds the same weights and would race rank 0 for the same folder:
+        # only rank 0 writes. No barrier (a script that saves on rank 0 alone would hang), so the
+        # folder may not exist yet when this returns on another rank.
+        return target
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise FileExistsError(f"{target} exists and is not empty; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)

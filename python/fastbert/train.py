@@ -295,14 +295,22 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
         )
     opt = build_optimizer(model, cfg)
-    micro = max(1, cfg.batch_size // cfg.grad_accum)
-    epoch_batches = len(
+    # The plan is made of optimizer steps: each entry is one step's global batch, cut into
+    # `grad_accum` micro-batches and each of those into `world` contiguous slices. So accumulation
+    # and DDP see the very examples (and the loss denominator) of one large batch: batch 32 with
+    # grad_accum=2, or on 2 ranks, trains like batch 32 on one process (tests/test_recipe.py,
+    # tests/test_ddp.py). Before, the plan was cut at micro-batch size and steps paired up
+    # different examples than the same batch_size without accumulation.
+    steps_per_epoch = len(
         bucketed_batches(
-            train_feats.lengths, micro, seed=cfg.seed, token_budget=cfg.token_budget, pool=cfg.bucket_pool
+            train_feats.lengths,
+            cfg.batch_size,
+            seed=cfg.seed,
+            token_budget=cfg.token_budget,
+            pool=cfg.bucket_pool,
         )
     )
-    total_micro = max(1, math.ceil(epoch_batches * cfg.epochs))
-    total_steps = max(1, math.ceil(total_micro / cfg.grad_accum))
+    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     sched = linear_schedule(opt, total_steps, int(cfg.warmup_ratio * total_steps))
     cw = (
         torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights is not None else None
@@ -311,9 +319,7 @@ def train(
     best_state: dict[str, Tensor] | None = None
     bad_evals = 0
     step = 0
-    micro_done = 0
     samples = 0
-    running = 0.0
     start = time.perf_counter()
 
     def run_eval() -> bool:
@@ -344,10 +350,10 @@ def train(
     model.train()
     epoch = 0
     stop = False
-    while micro_done < total_micro and not stop:
+    while step < total_steps and not stop:
         plan = bucketed_batches(
             train_feats.lengths,
-            micro,
+            cfg.batch_size,
             seed=cfg.seed,
             epoch=epoch,
             token_budget=cfg.token_budget,
@@ -355,47 +361,62 @@ def train(
         )
         iterator: Iterator[Any] = iter(plan)
         if progress is not None and rank == 0:
-            iterator = progress(iterator, min(len(plan), total_micro - micro_done))
+            iterator = progress(iterator, min(len(plan), total_steps - step))
         for idx in iterator:
-            if micro_done >= total_micro:
+            if step >= total_steps:
                 break
-            part = np.array_split(idx, world)[rank] if world > 1 else idx
-            labels_np = train_feats.labels[idx] if train_feats.labels is not None else None
-            b = make_batch(train_feats, part, device)
-            if task == "mlm":
-                assert mlm is not None
-                inputs, labels = mask_tokens(b, generator=gen, **mlm)
-                labels = labels.to(device)
-                inputs = inputs.to(device)
-                den = None  # masked-token counts are only known per rank
-            else:
-                inputs, labels = b["input_ids"], b["labels"]
-                den = loss_denominator(task, labels_np, class_weights) / world if world > 1 else None
-            with autocast_for(device, cfg.precision):
-                logits = wrapped(inputs, b["attention_mask"], b["token_type_ids"])
-            loss = task_loss(task, logits, labels, cw, den) / cfg.grad_accum
-            loss.backward()
-            running += float(loss.detach()) * cfg.grad_accum
-            micro_done += 1
+            den = None
+            if task != "mlm" and train_feats.labels is not None:
+                # The step's global denominator: every micro-batch and rank divides its summed
+                # loss by it, so the step's gradient is the mean over all its labels. DDP
+                # averages gradients over ranks, hence the / world.
+                den = loss_denominator(task, train_feats.labels[idx], class_weights) / world
+            micros = [m for m in np.array_split(idx, cfg.grad_accum) if len(m)]
+            running = 0.0
+            for micro_idx in micros:
+                part = np.array_split(micro_idx, world)[rank] if world > 1 else micro_idx
+                weight = 1.0
+                if len(part) == 0:
+                    # Fewer examples than ranks (a short last batch): run one row with weight 0,
+                    # so that this rank still joins DDP's gradient all-reduce.
+                    part, weight = micro_idx[:1], 0.0
+                b = make_batch(train_feats, part, device)
+                if task == "mlm":
+                    assert mlm is not None
+                    inputs, labels = mask_tokens(b, generator=gen, **mlm)
+                    labels = labels.to(device)
+                    inputs = inputs.to(device)
+                else:
+                    inputs, labels = b["input_ids"], b["labels"]
+                with autocast_for(device, cfg.precision):
+                    logits = wrapped(inputs, b["attention_mask"], b["token_type_ids"])
+                loss = task_loss(task, logits, labels, cw, den)
+                if den is None:  # mlm: masked-token counts are only known per micro-batch and rank
+                    loss = loss / len(micros)
+                loss = loss * weight
+                loss.backward()
+                running += float(loss.detach())
             samples += len(idx)
-            if micro_done % cfg.grad_accum == 0 or micro_done == total_micro:
-                if cfg.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                history.steps.append(step)
-                history.train_loss.append(running / cfg.grad_accum)
-                running = 0.0
-                if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
-                    rate = samples / max(time.perf_counter() - start, 1e-9)
-                    iterator.set_postfix(
-                        loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False
-                    )
-                if cfg.eval_steps is not None and step % cfg.eval_steps == 0 and run_eval():
-                    stop = history.stopped_early = True
-                    break
+            if world > 1:  # log the global loss, not rank 0's share of it
+                total = torch.tensor([running], dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(total)
+                running = float(total) / world
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            history.steps.append(step)
+            history.train_loss.append(running)
+            if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
+                rate = samples / max(time.perf_counter() - start, 1e-9)
+                iterator.set_postfix(
+                    loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False
+                )
+            if cfg.eval_steps is not None and step % cfg.eval_steps == 0 and run_eval():
+                stop = history.stopped_early = True
+                break
         epoch += 1
         if not stop and cfg.eval_steps is None and run_eval():
             stop = history.stopped_early = True
