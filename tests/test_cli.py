@@ -573,6 +573,33 @@ def test_pair_and_regression_models(task: str, tiny_model: Path, tmp_path: Path)
         assert status == 1 and f"{bad}, line 2" in stderr and "TAB" in stderr
 
 
+def test_multilabel_model(tiny_model: Path, tmp_path: Path) -> None:
+    rows = [
+        (t, ",".join(sorted({label, "any"} if i % 4 else {label})))
+        for i, (t, label) in enumerate(class_rows(48))
+    ]
+    train = write_tsv(tmp_path / "train.tsv", ["text", "labels"], rows)
+    out = tmp_path / "multi"
+    status, stdout, stderr = main_out(
+        ["finetune", "--task", "multilabel", "--train", str(train), "--out", str(out), *quick(tiny_model)]
+    )
+    assert status == 0, stderr
+    assert "micro_f1" in stdout and "any" in stdout
+    ft = fastbert.load(out)
+    texts = [t for t, _ in rows[:4]]
+    src = write(tmp_path / "texts.txt", texts)
+    status, stdout, _ = main_out(["predict", str(out), "--input", str(src), "--no-progress"])
+    got = records(stdout.encode())
+    assert status == 0 and [r["labels"] for r in got] == ft.predict(texts)
+    assert all(len(r["probabilities"]) == len(r["labels"]) for r in got)
+    status, stdout, _ = main_out(
+        ["predict", str(out), "--input", str(src), "--format", "tsv", "--no-progress"]
+    )
+    assert stdout.splitlines() == [",".join(labels) for labels in ft.predict(texts)]
+    status, stdout, _ = main_out(["evaluate", str(out), "--data", str(train)])
+    assert status == 0 and "subset_accuracy" in stdout
+
+
 def test_lora_and_set_options(tiny_model: Path, tmp_path: Path) -> None:
     train = write_tsv(tmp_path / "train.tsv", ["text", "label"], class_rows(48))
     out = tmp_path / "lora"

@@ -709,7 +709,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         raise _data_problem(e) from None
     try:
         saved = ft.save(out, overwrite=args.overwrite)
-    except (OSError, FileExistsError) as e:
+    except OSError as e:  # FileExistsError included: --out filled up while training ran
         raise CliError(f"--out {out}: cannot save the model ({e})") from None
 
     history = ft.history
@@ -745,7 +745,11 @@ def _load(folder: str, device: str) -> Any:
 
 
 def _column_names(path: str) -> list[str]:
-    """The header of a table file, as `fastbert.data` reads it."""
+    """The header of a table file, as `fastbert.data` reads it.
+
+    `fastbert.data` has no public call that reads a table without a label column (which
+    prediction input lacks) for a pair task, so this borrows its reader.
+    """
     from fastbert.data import _to_table
 
     return [str(n) for n in _to_table(path, "mlm").names]
@@ -773,25 +777,22 @@ def _split_pair_lines(name: str, lines: list[str], required: bool) -> tuple[list
     return [p[0] for p in parts], [p[1] for p in parts]
 
 
-def _conll_words(name: str, lines: list[str]) -> tuple[list[list[str]], list[int]]:
+def _conll_words(lines: list[str]) -> list[list[str]]:
     """Sentences of a CoNLL file for prediction: the first column of each line, blank lines
     (and ``-DOCSTART-``) between sentences; tags, if any, are ignored."""
     sentences: list[list[str]] = []
-    starts: list[int] = []
     words: list[str] = []
-    for n, line in enumerate(lines, 1):
+    for line in lines:
         token = (line.split("\t")[0] if "\t" in line else line.strip().split(" ")[0]).strip()
         if not token or token == "-DOCSTART-":
             if words:
                 sentences.append(words)
                 words = []
             continue
-        if not words:
-            starts.append(n)
         words.append(token)
     if words:
         sentences.append(words)
-    return sentences, starts
+    return sentences
 
 
 def read_predict_inputs(
@@ -837,7 +838,7 @@ def read_predict_inputs(
     if task == "token":
         if suffix in ("", ".txt"):
             return [line.split() for line in lines], None
-        return _conll_words(name, lines)[0], None
+        return _conll_words(lines), None
     if task in ("pair", "regression"):
         return _split_pair_lines(name, lines, required=task == "pair")
     return lines, None
