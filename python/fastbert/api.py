@@ -25,6 +25,7 @@ from fastbert import metrics as metrics_mod
 from fastbert.align import b_to_i_map, token_to_word_predictions, tokenize_and_align
 from fastbert.config import FinetuneConfig
 from fastbert.heads import MaskedLM, SequenceClassifier, TokenClassifier
+from fastbert.kernel_dispatch import enable_kernels, kernels_supported
 from fastbert.lora import add_lora
 from fastbert.model import BertConfig, load_state_dict
 from fastbert.tokenizer import Tokenizer
@@ -444,8 +445,8 @@ def finetune(
     net = build_model(cfg, model_dir, num_labels)
     apply_strategy(net, cfg)
     net.to(device)
-    if cfg.use_kernels and device.type == "cuda":
-        _enable_kernels(net)
+    if cfg.use_kernels and kernels_supported(device):
+        log.info("Triton kernels on: %s", ", ".join(enable_kernels(net)))
 
     train_feats = featurize(tok, train_ex, cfg)
     dev_feats = featurize(tok, dev_ex, cfg)
@@ -489,19 +490,6 @@ def finetune(
         "dev_source": dev_ex.source,
     }
     return ft
-
-
-def _enable_kernels(net: nn.Module) -> None:
-    """Plug the Triton variable-length attention into the packed path when it is importable."""
-    try:
-        from fastbert.kernels import varlen_attention
-    except ImportError:
-        return
-
-    def attend(q, k, v, cu, max_len, dropout_p):  # type: ignore[no-untyped-def]
-        return varlen_attention(q, k, v, cu, max_len, dropout_p)
-
-    net.bert.attention_fn = attend  # type: ignore[attr-defined]
 
 
 def _progress_bar(cfg: FinetuneConfig) -> Any:

@@ -104,9 +104,9 @@ class FinetuneConfig:
     whole_word_masking: bool = False
     #: Dropout override for hidden layers and attention (``None``: the checkpoint's).
     dropout: float | None = None
-    #: Use the fused Triton attention kernel when CUDA is available. Off by default until
-    #: the kernel's end-to-end convergence test has run on a GPU (the kernel issue).
-    use_kernels: bool = False
+    #: Use the Triton kernels (variable-length attention, fused LoRA) when the model runs on
+    #: CUDA; ``False`` keeps the PyTorch paths there too. No effect on the CPU.
+    use_kernels: bool = True
     #: Show progress bars.
     progress: bool = True
     #: Override column detection.

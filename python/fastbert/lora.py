@@ -35,7 +35,17 @@ class LoRALinear(nn.Linear):
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
 
+        #: Use the fused Triton kernel (`fastbert.kernel_dispatch.enable_kernels` sets it).
+        self.fused = False
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.fused:
+            from fastbert.kernels import lora_linear
+
+            p = self.lora_dropout.p if self.training else 0.0
+            return lora_linear(
+                x, self.weight, self.bias, self.lora_A.weight, self.lora_B.weight, self.scaling, p
+            )
         return super().forward(x) + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
 
     def merged_weight(self) -> Tensor:

@@ -190,6 +190,10 @@ def load_model(folder: Path, device: str = "auto") -> FineTunedModel:
         )
     dev = resolve_device(device)
     model.to(dev).eval()
+    from fastbert.kernel_dispatch import enable_kernels, kernels_supported
+
+    if cfg.use_kernels and kernels_supported(dev):
+        enable_kernels(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
     thresholds = meta.get("thresholds")
     return FineTunedModel(

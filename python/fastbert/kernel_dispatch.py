@@ -1,0 +1,69 @@
+"""Where the Triton kernels take over from the PyTorch paths of the model.
+
+Two places, both switched per model instance so that a reference model and a fast
+one can live side by side (the convergence test trains both):
+
+- attention: ``BertModel.attention_fn`` gets :func:`fastbert.kernels.varlen_attention`,
+  which runs on the packed ``(tokens, heads, head_dim)`` layout the model already uses,
+  with attention-probability dropout drawn inside the kernel (counter-based Philox);
+- LoRA: every :class:`fastbert.lora.LoRALinear` sets ``fused = True`` and its forward
+  calls :func:`fastbert.kernels.lora_linear` (adapter-input dropout included).
+
+`kernels_supported` decides whether a device gets them: CUDA with Triton installed.
+On the CPU the model keeps the PyTorch path; Triton's interpreter
+(``TRITON_INTERPRET=1``) can still run them there, but only when a caller enables them
+explicitly (the tests do), never by default: it is orders of magnitude slower.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import torch
+from torch import nn
+
+from fastbert.lora import LoRALinear
+
+log = logging.getLogger("fastbert")
+
+#: Head sizes the attention kernel is built for (`fastbert.kernels.attention`).
+SUPPORTED_HEAD_DIMS = (32, 64, 128)
+
+
+def kernels_supported(device: torch.device) -> bool:
+    """True when ``device`` is a CUDA device and Triton can be imported."""
+    return device.type == "cuda" and importlib.util.find_spec("triton") is not None
+
+
+def enable_kernels(net: nn.Module) -> list[str]:
+    """Route ``net``'s attention and LoRA layers through the Triton kernels.
+
+    ``net`` is a head from `fastbert.heads` (it has ``.bert``). Returns what was switched
+    ("attention", "lora"); attention stays on PyTorch (and is not listed) when the
+    head size is one the kernel does not cover.
+    """
+    from fastbert.kernels import varlen_attention
+
+    switched = []
+    bert = net.bert  # type: ignore[attr-defined]
+    head_dim = bert.config.hidden_size // bert.config.num_attention_heads
+    if head_dim in SUPPORTED_HEAD_DIMS:
+        bert.attention_fn = varlen_attention
+        switched.append("attention")
+    else:
+        log.info("attention kernel skipped: head size %d is not one of %s", head_dim, SUPPORTED_HEAD_DIMS)
+    adapters = [m for m in net.modules() if isinstance(m, LoRALinear)]
+    for m in adapters:
+        m.fused = True
+    if adapters:
+        switched.append("lora")
+    return switched
+
+
+def disable_kernels(net: nn.Module) -> None:
+    """Back to the PyTorch reference paths."""
+    net.bert.attention_fn = None  # type: ignore[attr-defined]
+    for m in net.modules():
+        if isinstance(m, LoRALinear):
+            m.fused = False
