@@ -39,6 +39,8 @@ def compare(
             real = mask.bool()
             assert (hidden - ref.last_hidden_state)[real].abs().max() < 1e-5, f"unpad={unpad}"
             assert (pooled - ref.pooler_output).abs().max() < 1e-5, f"unpad={unpad}"
+            # [CLS] pooling's path: the last layer runs for the first tokens only.
+            assert (ours.pooled_output(ids, mask, types) - ref.pooler_output).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -91,3 +93,29 @@ def test_bad_config_names_the_field(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"hidden_size": 10, "num_attention_heads": 3}')
     with pytest.raises(ValueError, match="num_attention_heads"):
         BertConfig.from_file(tmp_path / "config.json")
+
+
+def test_first_token_path_matches_the_full_forward_with_gradients() -> None:
+    # pooled_output skips every non-first token in the last layer; in training (dropout off, so
+    # both paths compute the same function) its output and every gradient must equal the full one.
+    seed = torch.seed() % 10_000
+    cfg = BertConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=96)
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    torch.manual_seed(seed)
+    model = BertModel(cfg).train()
+    ids, mask, types = random_batch(cfg.vocab_size, 7, 19, seed)
+    weights = torch.randn(7, 64, generator=torch.Generator().manual_seed(seed))
+
+    def grads(pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        (pooled * weights).sum().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    full = model(ids, mask, types)[1]
+    want = grads(full)
+    first = model.pooled_output(ids, mask, types)
+    got = grads(first)
+    torch.testing.assert_close(first, full, rtol=0, atol=1e-5, msg=f"seed {seed}")
+    assert got.keys() == want.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=f"{name}, seed {seed}")

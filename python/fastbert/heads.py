@@ -64,15 +64,24 @@ class SequenceClassifier(nn.Module):
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
-        hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)  # (B, L, H), (B, H)
-        if self.pooling == "cls":
-            vec = pooled
-        elif self.pooling == "mean":
-            vec = mean_pool(hidden, attention_mask)
-        else:
-            assert self.attention_pool is not None
-            vec = self.attention_pool(hidden, attention_mask)
+        vec = self.sentence_vectors(input_ids, attention_mask, token_type_ids)  # (B, H)
         return self.classifier(self.dropout(vec))  # (B, num_labels)
+
+    def sentence_vectors(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """The vector the classifier reads, (B, H): pooler output, mean or attention pooling.
+
+        Apart from ``forward`` so that long-text pooling (`fastbert.window_pool`) can average the
+        vectors of a text's windows before classifying."""
+        if self.pooling == "cls":
+            # The pooler reads the first token only: its last layer skips the other tokens.
+            return self.bert.pooled_output(input_ids, attention_mask, token_type_ids)  # (B, H)
+        hidden, _ = self.bert(input_ids, attention_mask, token_type_ids)  # (B, L, H)
+        if self.pooling == "mean":
+            return mean_pool(hidden, attention_mask)
+        assert self.attention_pool is not None
+        return self.attention_pool(hidden, attention_mask)
 
 
 class TokenClassifier(nn.Module):

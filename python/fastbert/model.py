@@ -165,16 +165,25 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(c)
         self.output = BertSelfOutput(c, in_features=c.intermediate_size)
 
-    def forward(self, x: Tensor, attend: Callable[[Tensor, Tensor, Tensor, float], Tensor]) -> Tensor:
-        # x: (T, H) packed real tokens, or (B, L, H) padded
+    def forward(
+        self,
+        x: Tensor,
+        attend: Callable[[Tensor, Tensor, Tensor, float], Tensor],
+        rows: Tensor | None = None,
+    ) -> Tensor:
+        # x: (T, H) packed real tokens, or (B, L, H) padded.
+        # rows: (R,) packed indices of the only tokens whose output is wanted (the first token of
+        # each sequence, for the last layer under [CLS] pooling): keys and values still come from
+        # every token, but queries, the attention output and the feed-forward run on R rows only.
         sa = self.attention.self
         shape = (*x.shape[:-1], sa.num_heads, sa.head_size)
-        q = sa.query(x).view(shape)  # (..., h, d)
+        x_out = x if rows is None else x[rows]  # (..., H) or (R, H)
+        q = sa.query(x_out).view(*x_out.shape[:-1], sa.num_heads, sa.head_size)  # (..., h, d)
         k = sa.key(x).view(shape)
         v = sa.value(x).view(shape)
         p = sa.dropout_p if self.training else 0.0
-        ctx = attend(q, k, v, p).reshape(x.shape)  # (..., H)
-        x = self.attention.output(ctx, x)
+        ctx = attend(q, k, v, p).reshape(x_out.shape)  # (..., H)
+        x = self.attention.output(ctx, x_out)
         return self.output(self.intermediate(x), x)
 
 
@@ -221,31 +230,57 @@ def eager_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropou
     return torch.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
+class _Repadder:
+    """Scatters packed ``(T, h, d)`` tensors into a right-padded ``(B, L, h, d)`` batch and back."""
+
+    def __init__(self, cu_seqlens: Tensor, max_seqlen: int) -> None:
+        lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+        self.batch, self.max_seqlen = lengths.numel(), max_seqlen
+        positions = torch.arange(max_seqlen, device=cu_seqlens.device)
+        self.mask = positions[None, :] < lengths[:, None]  # (B, L) bool
+        self.index = self.mask.flatten().nonzero().squeeze(1)  # (T,) slots of real tokens in B*L
+
+    def pad(self, t: Tensor) -> Tensor:
+        h, d = t.shape[1:]
+        out = t.new_zeros(self.batch * self.max_seqlen, h, d)
+        out[self.index] = t
+        return out.view(self.batch, self.max_seqlen, h, d)
+
+    def unpad(self, t: Tensor) -> Tensor:
+        return t.reshape(self.batch * self.max_seqlen, *t.shape[2:])[self.index]
+
+
 def repad_attention(cu_seqlens: Tensor, max_seqlen: int) -> Callable[[Tensor, Tensor, Tensor, float], Tensor]:
     """Varlen attention for packed ``(T, h, d)`` tensors, by scattering into a padded batch.
 
     The CPU path: PyTorch has no variable-length attention on the CPU, so only this
     step pays for padding; every position-wise layer around it runs on real tokens.
     """
-    lengths = cu_seqlens[1:] - cu_seqlens[:-1]
-    batch = lengths.numel()
-    positions = torch.arange(max_seqlen, device=cu_seqlens.device)
-    mask = positions[None, :] < lengths[:, None]  # (B, L) bool
-    index = mask.flatten().nonzero().squeeze(1)  # (T,) slots of real tokens in B*L
-    attend = padded_attention(mask)
+    r = _Repadder(cu_seqlens, max_seqlen)
+    attend = padded_attention(r.mask)
 
     def attend_packed(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
-        h, d = q.shape[1:]
-
-        def pad(t: Tensor) -> Tensor:
-            out = t.new_zeros(batch * max_seqlen, h, d)
-            out[index] = t
-            return out.view(batch, max_seqlen, h, d)
-
-        out = attend(pad(q), pad(k), pad(v), dropout_p)
-        return out.reshape(batch * max_seqlen, h, d)[index]
+        return r.unpad(attend(r.pad(q), r.pad(k), r.pad(v), dropout_p))
 
     return attend_packed
+
+
+def first_query_attention(
+    cu_seqlens: Tensor, max_seqlen: int
+) -> Callable[[Tensor, Tensor, Tensor, float], Tensor]:
+    """Attention of each sequence's first token over all of its packed keys.
+
+    q: (B, h, d), one query per sequence; k, v: (T, h, d) packed. Returns (B, h, d): row ``b``
+    equals row ``cu_seqlens[b]`` of full attention. Padded SDPA with one query per sequence is
+    cheap on any device, so no kernel is needed for it.
+    """
+    r = _Repadder(cu_seqlens, max_seqlen)
+    attend = padded_attention(r.mask)
+
+    def attend_first(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
+        return attend(q[:, None], r.pad(k), r.pad(v), dropout_p)[:, 0]  # (B, h, d)
+
+    return attend_first
 
 
 class BertModel(nn.Module):
@@ -283,9 +318,34 @@ class BertModel(nn.Module):
         pooled = self.pooler(x[:, 0]) if self.pooler is not None else None
         return x, pooled
 
-    def _forward_unpadded_from_padded(
+    def pooled_output(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        """The pooler's output alone, (B, H): what [CLS] pooling classifies.
+
+        Equal to ``forward(...)[1]``, but on the unpadded path the last layer computes queries,
+        attention output and feed-forward for the first token of each sequence only (the pooler
+        reads nothing else): about one layer less work for sentence classification.
+        """
+        if self.pooler is None:
+            raise ValueError("this BertModel has no pooling layer")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if not self.config.unpad:
+            return self.forward(input_ids, attention_mask, token_type_ids)[1]  # type: ignore[return-value]
+        packed = self._pack(input_ids, attention_mask, token_type_ids)
+        first = self.forward_packed(*packed, first_token_only=True)  # (B, H)
+        return self.pooler(first)
+
+    def _pack(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
+    ) -> tuple[Tensor, Tensor, int, Tensor, Tensor]:
+        """(B, L) right-padded inputs → packed (ids, cu_seqlens, max_seqlen, type ids, position ids)."""
         bsz, length = input_ids.shape
         mask = attention_mask.bool()
         # Real tokens must be a prefix of each row (right padding) for packing.
@@ -297,13 +357,20 @@ class BertModel(nn.Module):
         index = mask.flatten().nonzero().squeeze(1)
         cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
         position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length).flatten()[index]
-        packed = self.forward_packed(
+        return (
             input_ids.flatten()[index],
             cu_seqlens,
             int(lengths.max()) if bsz else 0,
             token_type_ids.flatten()[index],
             position_ids,
         )
+
+    def _forward_unpadded_from_padded(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        bsz, length = input_ids.shape
+        index = attention_mask.bool().flatten().nonzero().squeeze(1)
+        packed = self.forward_packed(*self._pack(input_ids, attention_mask, token_type_ids))
         hidden = packed.new_zeros(bsz * length, packed.shape[-1])
         hidden[index] = packed
         hidden = hidden.view(bsz, length, -1)
@@ -317,8 +384,11 @@ class BertModel(nn.Module):
         max_seqlen: int,
         token_type_ids: Tensor | None = None,
         position_ids: Tensor | None = None,
+        *,
+        first_token_only: bool = False,
     ) -> Tensor:
-        """input_ids: (T,) packed; cu_seqlens: (B+1,) int32. Returns hidden states (T, H)."""
+        """input_ids: (T,) packed; cu_seqlens: (B+1,) int32. Returns hidden states (T, H), or with
+        ``first_token_only`` those of each sequence's first token, (B, H) (see `pooled_output`)."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         if position_ids is None:
@@ -331,9 +401,16 @@ class BertModel(nn.Module):
                 return kernel(q, k, v, cu_seqlens, max_seqlen, p)
         else:
             attend = repad_attention(cu_seqlens, max_seqlen)
-        for layer in self.encoder.layer:
+        layers = list(self.encoder.layer)
+        last = layers.pop() if first_token_only and layers else None
+        for layer in layers:
             x = layer(x, attend)
-        return x
+        if not first_token_only:
+            return x
+        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
+        if last is None:  # a model without layers
+            return x[first]
+        return last(x, first_query_attention(cu_seqlens, max_seqlen), rows=first)
 
     # ------------------------------------------------------------------ loading
     @classmethod

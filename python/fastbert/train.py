@@ -120,7 +120,15 @@ def build_optimizer(model: nn.Module, cfg: FinetuneConfig) -> torch.optim.AdamW:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    # The fused kernel does the same arithmetic in one pass over each tensor: on the CPU the
+    # unfused (foreach) update spent about 15% of a MiniLM training step in separate sqrt, lerp,
+    # addcdiv, ... passes (profiled). HF Trainer's default optimizer is the fused one too.
+    params = decay + no_decay
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float16, torch.bfloat16)
+        for p in params
+    )
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, fused=fused or None)
 
 
 def linear_schedule(
