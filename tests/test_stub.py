@@ -8,7 +8,9 @@ Rust bindings. Checked here (and by ``make lint``):
 - each class has the same methods and properties, of the same kind (property,
   staticmethod, method), and the same base classes;
 - wherever the compiled object carries a ``__text_signature__``, the parameters
-  have the same names, kinds (positional / keyword-only) and defaults.
+  have the same names, kinds (positional / keyword-only) and defaults; a class's
+  constructor is written ``__new__(cls, ...)`` in the stub and checked against the
+  class's own text signature.
 """
 
 from __future__ import annotations
@@ -137,6 +139,12 @@ def test_class_matches(name: str) -> None:
     assert stub_bases == [b.__name__ for b in cls.__bases__], f"{name}: bases differ"
 
     members = {n: m for n, m in ((m.name, m) for m in node.body if isinstance(m, ast.FunctionDef))}
+    # A constructor: the stub's `__new__(cls, ...)` against the class's own text signature.
+    constructor = members.pop("__new__", None)
+    if constructor is not None:
+        params = _runtime_params(cls)
+        assert params is not None, f"{name} has a constructor in the stub but no __text_signature__"
+        _same_params(_stub_params(constructor)[1:], params, f"{name}.__new__")
     runtime = {n for n in vars(cls) if n not in CLASS_BOILERPLATE}
     assert set(members) == runtime, (
         f"{name}: only in the stub {sorted(set(members) - runtime)}, "

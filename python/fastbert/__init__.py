@@ -25,6 +25,8 @@ _LAZY = {
     "predict": "fastbert.api",
     "FineTunedModel": "fastbert.api",
     "FinetuneConfig": "fastbert.config",
+    "find_duplicates": "fastbert.dedup",
+    "DuplicateReport": "fastbert.dedup",
 }
 
 
@@ -37,6 +39,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "DuplicateReport",
     "Encoding",
     "FineTunedModel",
     "FinetuneConfig",
@@ -45,6 +48,7 @@ __all__ = [
     "UnsupportedTokenizerError",
     "__version__",
     "chunk_texts",
+    "find_duplicates",
     "finetune",
     "load",
     "merge_token_predictions",

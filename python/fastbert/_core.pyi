@@ -121,6 +121,41 @@ class WordPieceTokenizer:
         (``input_ids`` etc. ``(rows, cols)``, ``offset_mapping`` ``(rows, cols, 2)``).
         ``padding`` is "longest", "max_length" or "do_not_pad"."""
 
+class DedupIndex:
+    """A streaming duplicate index (``fastbert.dedup`` wraps it): ``start_split()``, then
+    ``add(texts)`` in batches, split after split, then ``finish()``. Keeps fingerprints,
+    never text. ``unit`` is "word" or "char"."""
+
+    def __new__(cls, threshold: float, num_perm: int, ngram: int, unit: str) -> DedupIndex: ...
+    @property
+    def banding(self) -> tuple[int, int]:
+        """``(bands, rows)`` of the LSH banding chosen for the threshold."""
+    @property
+    def documents(self) -> int: ...
+    @property
+    def splits(self) -> int: ...
+    def start_split(self) -> None: ...
+    def add(self, texts: Sequence[str], *, num_threads: int | None = None) -> None:
+        """Fingerprint ``texts`` in parallel (GIL released) into the current split."""
+    def finish(self, *, num_threads: int | None = None) -> dict[str, Any]:
+        """Every duplicate so far. Documents are numbered across splits in the order added.
+        Arrays: ``cluster_offsets`` (clusters + 1,) uint64 and ``cluster_docs`` uint32
+        (cluster k is ``cluster_docs[cluster_offsets[k]:cluster_offsets[k + 1]]``);
+        cross-split pairs ``pair_a``, ``pair_b``, ``pair_matches`` (pairs,) uint32;
+        ``split_starts`` (splits,) uint32; ``empty`` (splits,) uint64. Counts: ``distinct``,
+        ``compared``, ``near_pairs``."""
+
+def minhash_signatures(
+    texts: Sequence[str],
+    num_perm: int,
+    ngram: int,
+    unit: str,
+    *,
+    num_threads: int | None = None,
+) -> tuple[NDArray[np.uint64], NDArray[np.uint32], NDArray[np.bool_]]:
+    """``(exact, signatures, empty)``: the exact-duplicate hash ``(n,)``, MinHash signatures
+    ``(n, num_perm)`` and whether each text has no words ``(n,)``."""
+
 def _panic_for_test() -> None:
     """Panic inside the core; always raises :class:`InternalError`."""
 

@@ -24,10 +24,19 @@ from fastbert import data as data_mod
 from fastbert import metrics as metrics_mod
 from fastbert.align import b_to_i_map, token_to_word_predictions, tokenize_and_align
 from fastbert.config import FinetuneConfig
+from fastbert.documents import predict_documents, window_report
 from fastbert.heads import MaskedLM, SequenceClassifier, TokenClassifier
 from fastbert.kernel_dispatch import enable_kernels, kernels_supported
+from fastbert.leakage import check_leakage
+from fastbert.long_text import WindowFeatures, document_word_ids, featurize_long
 from fastbert.lora import add_lora
 from fastbert.model import BertConfig, load_state_dict
+from fastbert.posthoc import fit_on_dev, threshold_for_abstain
+from fastbert.predictions import EvalPredictions
+from fastbert.sampling import resample_features
+from fastbert.seeds import run_seeds
+from fastbert.thresholds import decide
+from fastbert.thresholds import tune_multilabel_thresholds as tune_thresholds  # noqa: F401 (its old home)
 from fastbert.tokenizer import Tokenizer
 from fastbert.train import (
     Features,
@@ -35,11 +44,11 @@ from fastbert.train import (
     autocast_for,
     distributed,
     init_distributed_from_env,
-    predict_logits,
     resolve_device,
     seed_everything,
     train,
 )
+from fastbert.window_pool import WindowMeanPool, slot_features
 
 log = logging.getLogger("fastbert")
 
@@ -55,7 +64,12 @@ def default_model_dir() -> Path:
 
 # ----------------------------------------------------------------------------- features
 def featurize(tok: Tokenizer, ex: data_mod.Examples, cfg: FinetuneConfig) -> Features:
-    """Tokenize every example once (Rust, all cores) into padded int32 arrays."""
+    """Tokenize every example once (Rust, all cores) into padded int32 arrays.
+
+    Texts longer than ``max_length`` are cut by ``cfg.long_text``: truncated here, or kept at
+    both ends or cut into windows (`fastbert.long_text`)."""
+    if cfg.long_text != "truncate":
+        return featurize_long(tok, ex, cfg)
     task = cfg.task
     if task == "token":
         labels = ex.labels if ex.labels is not None else [np.zeros(len(w), dtype=np.int64) for w in ex.texts]
@@ -189,13 +203,24 @@ class FineTunedModel:
         history: History | None = None,
         metrics: dict[str, Any] | None = None,
         data_info: dict[str, Any] | None = None,
+        temperature: float = 1.0,
+        eval_predictions: EvalPredictions | None = None,
+        seed_summary: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.config = cfg
         self.label_names = label_names
         self.source_dir = source_dir
+        #: Decision thresholds tuned on dev (`fastbert.thresholds`): ``(1,)`` on P(label_names[1])
+        #: for binary tasks, ``(C,)`` per label for multilabel; ``None``: argmax / 0.5.
         self.thresholds = thresholds
+        #: Divides the logits in `predict_proba` (temperature scaling fitted on dev; 1: none).
+        self.temperature = temperature
+        #: The dev predictions the report and abstention thresholds are computed from.
+        self.eval_predictions = eval_predictions
+        #: ``finetune(seeds=[...])``: the spread of the dev metrics over the seeds (`fastbert.seeds`).
+        self.seed_summary = seed_summary
         self.history = history
         self.metrics = metrics or {}
         self.data_info = data_info or {}
@@ -223,30 +248,45 @@ class FineTunedModel:
     def logits(
         self, texts: Sequence[Any], pairs: Sequence[str] | None = None, batch_size: int = 64
     ) -> np.ndarray:
+        """Logits per text, (n, C); token tasks (n, L, C) per token. Under a ``chunk_*`` long-text
+        policy the windows are merged (`fastbert.documents`): token columns are then the text's
+        own tokens, special tokens excluded, and ``chunk_vote`` gives log vote shares."""
         if self.task == "token" and texts and isinstance(texts[0], str):
             raise TypeError("token models predict on pre-split words: pass a list of word lists")
         feats = featurize(self.tokenizer, self._examples(texts, pairs), self.config)
-        return predict_logits(self.model, feats, batch_size, self.device, self.config.precision)
+        # One row per text whatever the long-text policy (windows merged: fastbert.documents).
+        return predict_documents(self.model, feats, self.config, batch_size, self.device).logits
 
     def predict_proba(
-        self, texts: Sequence[Any], pairs: Sequence[str] | None = None, batch_size: int = 64
+        self,
+        texts: Sequence[Any],
+        pairs: Sequence[str] | None = None,
+        batch_size: int = 64,
+        *,
+        calibrated: bool = True,
     ) -> Any:
         """Class probabilities: (n, C) (softmax; sigmoid for multilabel). Token models: a list of
-        (words, C) arrays per sentence. Regression has no probabilities."""
+        (words, C) arrays per sentence. Regression has no probabilities.
+
+        ``calibrated``: divide the logits by the temperature fitted on dev (``self.temperature``);
+        ``False`` gives the raw model probabilities."""
         if self.task == "regression":
             raise ValueError("a regression model has no probabilities; use predict()")
         logits = torch.from_numpy(self.logits(texts, pairs, batch_size))
+        if calibrated:
+            logits = logits / self.temperature
         if self.task == "multilabel":
             return torch.sigmoid(logits).numpy()
         if self.task == "token":
             feats = featurize(self.tokenizer, self._examples(texts), self.config)
+            word_ids = document_word_ids(feats)
             probs = torch.softmax(logits, -1).numpy()
             out = []
             for i, words in enumerate(texts):
                 # Each word's distribution is its first sub-token's; NaN for words truncated away.
                 row = np.full((len(words), probs.shape[-1]), np.nan, dtype=np.float32)
-                cols = np.flatnonzero(feats.word_ids[i] >= 0)
-                ids, first = np.unique(feats.word_ids[i][cols], return_index=True)
+                cols = np.flatnonzero(word_ids[i] >= 0)
+                ids, first = np.unique(word_ids[i][cols], return_index=True)
                 keep = ids < len(words)
                 row[ids[keep]] = probs[i, cols[first[keep]]]
                 out.append(row)
@@ -254,33 +294,57 @@ class FineTunedModel:
         return torch.softmax(logits, -1).numpy()
 
     def predict(
-        self, texts: Sequence[Any], pairs: Sequence[str] | None = None, batch_size: int = 64
+        self,
+        texts: Sequence[Any],
+        pairs: Sequence[str] | None = None,
+        batch_size: int = 64,
+        *,
+        abstain: dict[str, float] | None = None,
     ) -> list[Any]:
         """Label names (classification), lists of names (multilabel), floats (regression),
-        or per-word tag lists (token; ``texts`` = word lists)."""
+        or per-word tag lists (token; ``texts`` = word lists).
+
+        Decisions use the dev-tuned ``thresholds`` on calibrated probabilities. ``abstain``
+        (classification and pair): ``{"coverage": c}`` or ``{"accuracy": a}`` answers only
+        when the predicted class's calibrated probability clears the dev threshold for that
+        target (`fastbert.selective`); an abstained item is ``None`` in the returned list."""
         if self.task == "mlm":
             raise ValueError("an MLM model is an encoder to fine-tune further, not a predictor")
-        logits = self.logits(texts, pairs, batch_size)
+        if abstain is not None and self.task not in ("classification", "pair"):
+            raise ValueError(f"abstain is for classification and pair models, not {self.task!r}")
         names = self.label_names or []
+        if self.task in ("classification", "pair", "multilabel"):
+            probs = self.predict_proba(texts, pairs, batch_size)
+            chosen = decide(self.task, probs, self.thresholds)
+            if self.task == "multilabel":
+                return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
+            labels: list[Any] = [names[int(k)] for k in chosen]
+            if abstain is not None:
+                cut = threshold_for_abstain(self, abstain)
+                confident = probs[np.arange(len(labels)), chosen] >= cut
+                labels = [lab if ok else None for lab, ok in zip(labels, confident, strict=True)]
+            return labels
+        logits = self.logits(texts, pairs, batch_size)
         if self.task == "regression":
             return [float(v) for v in logits[:, 0]]
-        if self.task == "multilabel":
-            th = self.thresholds if self.thresholds is not None else np.full(len(names), 0.5)
-            probs = 1 / (1 + np.exp(-logits))
-            return [[names[j] for j in np.flatnonzero(row >= th)] for row in probs]
         if self.task == "token":
             feats = featurize(self.tokenizer, self._examples(texts), self.config)
-            words = token_to_word_predictions(feats.word_ids, logits, "first")
+            words = token_to_word_predictions(document_word_ids(feats), logits, "first")
             outside = names.index("O") if "O" in names else 0
             return [
                 [names[int(k)] if k >= 0 else names[outside] for k in words[i, : len(w)]]
                 for i, w in enumerate(texts)
             ]
-        return [names[int(k)] for k in logits.argmax(-1)]
+        raise AssertionError(f"unhandled task {self.task!r}")
 
     # -- evaluation ------------------------------------------------------------
-    def evaluate(self, data: Any, batch_size: int = 64, **columns: Any) -> dict[str, Any]:
-        """Metrics on labelled ``data`` (any input `finetune` accepts)."""
+    def evaluate(
+        self, data: Any, batch_size: int = 64, *, slice_by: Any = None, **columns: Any
+    ) -> dict[str, Any]:
+        """Metrics on labelled ``data`` (any input `finetune` accepts).
+
+        ``slice_by``: a column of ``data`` (or one value per example); the result then has
+        ``slices``, the metrics per value and per length bucket (`fastbert.slices`)."""
         ex = data_mod.load_examples(
             data,
             self.task,
@@ -291,7 +355,12 @@ class FineTunedModel:
             label_column=columns.get("label_column", self.config.label_column),
         )
         feats = featurize(self.tokenizer, ex, self.config)
-        return evaluate_features(self, ex, feats, batch_size)
+        result = evaluate_features(self, ex, feats, batch_size)
+        if slice_by is not None:
+            from fastbert.slices import evaluation_slices
+
+            result["slices"] = evaluation_slices(self, data, ex, slice_by, batch_size)
+        return result
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         from fastbert.save import save_model
@@ -312,29 +381,41 @@ def _row(words: np.ndarray, i: int, n: int) -> list[int]:
 def evaluate_features(
     ft: FineTunedModel, ex: data_mod.Examples, feats: Features, batch_size: int = 64
 ) -> dict[str, Any]:
-    task = ft.task
-    if task == "mlm":
+    """Metrics of ``ft`` on ``ex`` (featurized as ``feats``), one prediction per text. Texts cut
+    into windows add how they were cut and window-level metrics (`fastbert.documents`)."""
+    if ft.task == "mlm":
         return mlm_eval_loss(ft, feats, batch_size)
-    logits = predict_logits(ft.model, feats, batch_size, ft.device, ft.config.precision)
+    out = predict_documents(ft.model, feats, ft.config, batch_size, ft.device)
+    result = _text_metrics(ft, ex, out.logits, out.word_ids)
+    if isinstance(feats, WindowFeatures):
+        result.update(window_report(ft.config, ft.label_names or [], ft.thresholds, ex.labels, feats, out))
+    return result
+
+
+def _text_metrics(
+    ft: FineTunedModel, ex: data_mod.Examples, logits: np.ndarray, word_ids: np.ndarray | None
+) -> dict[str, Any]:
+    task = ft.task
     names = ft.label_names or []
     if task == "regression":
         return metrics_mod.regression_metrics(
             np.asarray(ex.labels, dtype=np.float64), logits[:, 0].astype(np.float64)
         )
     if task == "multilabel":
-        probs = 1 / (1 + np.exp(-logits))
-        th = ft.thresholds if ft.thresholds is not None else np.full(len(names), 0.5)
-        return metrics_mod.multilabel_metrics(np.asarray(ex.labels) > 0.5, probs >= th, names)
+        probs = 1 / (1 + np.exp(-logits / ft.temperature))
+        pred = decide(task, probs, ft.thresholds)
+        return metrics_mod.multilabel_metrics(np.asarray(ex.labels) > 0.5, pred, names)
     if task == "token":
-        words = token_to_word_predictions(feats.word_ids, logits, "first")
+        words = token_to_word_predictions(word_ids, logits, "first")
         outside = names.index("O") if "O" in names else 0
         true_tags, pred_tags = [], []
         for i, lab in enumerate(ex.labels):
             true_tags.append([names[int(k)] for k in lab])
             # Words cut off by truncation get no prediction: count them as outside any entity.
             pred_tags.append([names[k] if k >= 0 else names[outside] for k in _row(words, i, len(lab))])
-        return metrics_mod.entity_metrics(true_tags, pred_tags)
-    pred = logits.argmax(-1)
+        return metrics_mod.entity_scores(true_tags, pred_tags)
+    probs = torch.softmax(torch.from_numpy(logits) / ft.temperature, -1).numpy()
+    pred = decide(task, probs, ft.thresholds)
     return metrics_mod.classification_metrics(np.asarray(ex.labels), pred, names)
 
 
@@ -380,24 +461,6 @@ def mlm_spec(tok: Tokenizer, cfg: FinetuneConfig) -> dict[str, Any]:
     }
 
 
-def tune_thresholds(probs: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per class, the threshold on dev that maximises that class's F1 (0.5 when the class never occurs)."""
-    grid = np.linspace(0.05, 0.95, 19)
-    out = np.full(probs.shape[1], 0.5)
-    for c in range(probs.shape[1]):
-        t = truth[:, c] > 0.5
-        if not t.any():
-            continue
-        best = -1.0
-        for th in grid:
-            p = probs[:, c] >= th
-            tp = float((p & t).sum())
-            f1 = 2 * tp / max(float(p.sum() + t.sum()), 1.0)
-            if f1 > best:
-                best, out[c] = f1, th
-    return out
-
-
 # ----------------------------------------------------------------------------- finetune
 def finetune(
     train_data: Any,
@@ -406,6 +469,7 @@ def finetune(
     task: str | None = None,
     model: str | Path | None = None,
     config: FinetuneConfig | None = None,
+    seeds: Sequence[int] | None = None,
     **options: Any,
 ) -> FineTunedModel:
     """Fine-tune a BERT-family encoder on ``train_data`` and return the trained model.
@@ -413,6 +477,8 @@ def finetune(
     ``train_data``/``eval_data``: a CSV/TSV/JSONL/Parquet/CoNLL path, a DataFrame, a
     ``datasets.Dataset``, or a list of dicts/tuples. Without ``eval_data`` a stratified
     dev split is taken. ``options`` are `FinetuneConfig` fields (``epochs=2, lr=3e-5, ...``).
+    ``seeds``: train once per seed and return the run with the best dev selection metric, its
+    ``seed_summary`` holding every metric's mean ± std over the seeds (`fastbert.seeds`).
     """
     if task is not None:
         options["task"] = task
@@ -420,6 +486,8 @@ def finetune(
     if model is not None:
         cfg.model = str(model)
     cfg.validate()
+    if seeds is not None:
+        return run_seeds(lambda one: finetune(train_data, eval_data, config=one), cfg, seeds)
     init_distributed_from_env()
     rank, _ = distributed()
     seed_everything(cfg.seed, cfg.deterministic)
@@ -433,11 +501,13 @@ def finetune(
     }
     train_ex = data_mod.load_examples(train_data, cfg.task, split="train", **cols)
     if eval_data is None:
-        train_ex, dev_ex = data_mod.stratified_split(train_ex, cfg.dev_fraction, cfg.seed)
+        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        train_ex, dev_ex = data_mod.stratified_split(train_ex, cfg.dev_fraction, split_seed)
     else:
         dev_ex = data_mod.load_examples(
             eval_data, cfg.task, label_names=train_ex.label_names, split="eval", **cols
         )
+    train_ex, leakage = check_leakage(train_ex, dev_ex, cfg.leakage, cfg.leakage_threshold)
     names = train_ex.label_names or []
     num_labels = 1 if cfg.task == "regression" else len(names)
 
@@ -450,9 +520,15 @@ def finetune(
 
     train_feats = featurize(tok, train_ex, cfg)
     dev_feats = featurize(tok, dev_ex, cfg)
+    train_rows, trained = train_feats, net
+    if cfg.long_text == "chunk_mean_pool":
+        # One training example per text: its windows' mean vector is classified (fastbert.window_pool).
+        assert isinstance(train_feats, WindowFeatures)
+        train_rows, trained = slot_features(train_feats), WindowMeanPool(net, train_feats.input_ids.shape[1])
+    train_rows = resample_features(train_rows, cfg.sampling, cfg.seed)
     weights = None
-    if cfg.task in ("classification", "pair", "token") and train_feats.labels is not None:
-        weights = class_weight_vector(cfg, train_feats.labels, names)
+    if cfg.task in ("classification", "pair", "token") and train_rows.labels is not None:
+        weights = class_weight_vector(cfg, train_rows.labels, names)
 
     ft = FineTunedModel(net, tok, cfg, train_ex.label_names, source_dir=model_dir)
 
@@ -461,9 +537,9 @@ def finetune(
 
     mlm = mlm_spec(tok, cfg) if cfg.task == "mlm" else None
     history = train(
-        net,
+        trained,
         cfg,
-        train_feats,
+        train_rows,
         evaluate,
         device=device,
         class_weights=weights,
@@ -471,13 +547,11 @@ def finetune(
         progress=_progress_bar(cfg) if rank == 0 else None,
         log=(lambda m: log.info(m)),
     )
-    if cfg.task == "multilabel":
-        probs = 1 / (1 + np.exp(-predict_logits(net, dev_feats, 64, device, cfg.precision)))
-        ft.thresholds = tune_thresholds(probs, np.asarray(dev_ex.labels))
+    fit_on_dev(ft, dev_ex)  # temperature, decision thresholds, dev predictions (fastbert.posthoc)
     ft.history = history
     last = history.evals[-1] if history.evals else None
     kept_last = last is not None and (not cfg.restore_best or history.best_step == last["step"])
-    if kept_last and cfg.task != "multilabel":  # the final weights were just evaluated
+    if kept_last and ft.thresholds is None:  # the final weights were just evaluated, as predict decides
         ft.metrics = {k: v for k, v in last.items() if k != "step"}
     else:
         ft.metrics = evaluate_features(ft, dev_ex, dev_feats)
@@ -488,6 +562,7 @@ def finetune(
         "dev_examples": len(dev_ex.texts),
         "train_source": train_ex.source,
         "dev_source": dev_ex.source,
+        "leakage": leakage,
     }
     return ft
 

@@ -2,7 +2,7 @@
 
 Each subcommand is one :class:`Command`: a name, a one-line help, a function that
 adds its arguments and a function that runs it: ``tokenize``, ``finetune``,
-``predict`` and ``evaluate``. The training commands import PyTorch only once their
+``predict``, ``evaluate``, ``report`` and ``dedup``. The training commands import PyTorch only once their
 arguments have been checked, so that a usage error answers at once.
 
 ``fastbert finetune`` with no data arguments fine-tunes the packaged MiniLM on the
@@ -468,7 +468,12 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     The confusion matrix is left to the JSON output (``fastbert evaluate --output``).
     """
     lines = []
-    for key, title in (("per_class", "class"), ("per_type", "entity type")):
+    tables = (
+        ("per_class", "class"),
+        ("per_type", "entity type"),
+        ("per_type_strict", "entity type (strict)"),
+    )
+    for key, title in tables:
         table = metrics.get(key)
         if not table:
             continue
@@ -507,7 +512,9 @@ class _ProgressLog(logging.Handler):
         try:
             from tqdm import tqdm
 
-            tqdm.write(self.format(record), file=sys.stderr)
+            # Warnings (train/dev leakage, `fastbert.leakage`) are not evaluation lines.
+            warning = record.levelno >= logging.WARNING
+            tqdm.write(f"warning: {record.getMessage()}" if warning else self.format(record), file=sys.stderr)
         except Exception:
             self.handleError(record)
 
@@ -593,6 +600,14 @@ def _add_finetune_arguments(p: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--seed", type=_non_negative, metavar="N", help="random seed" + _default("seed"))
     train.add_argument(
+        "--seeds",
+        type=_non_negative,
+        nargs="+",
+        metavar="N",
+        help="train once per seed (instead of --seed) and print each dev metric's mean ± std; the model "
+        "saved is the seed with the best dev metric",
+    )
+    train.add_argument(
         "--strategy",
         choices=("full", "frozen", "freeze_lower", "lora"),
         help="what trains: everything, the head only, all but the lower layers (--set freeze_layers=N), "
@@ -660,6 +675,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
+    if args.seeds is not None and args.seed is not None:
+        raise UsageError("give --seed or --seeds, not both")
     options = _finetune_options(args)
     train, dev = args.train, args.eval
     if train is None:
@@ -704,7 +721,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     try:
         with _show_training_log():
-            ft = finetune(train, dev, config=config)
+            ft = finetune(train, dev, config=config, seeds=args.seeds)
     except (DataError, FileNotFoundError) as e:
         raise _data_problem(e) from None
     try:
@@ -717,6 +734,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     where = dev if dev is not None else f"a {config.dev_fraction:.0%} stratified split of {train}"
     print(f"dev metrics ({info.get('dev_examples')} examples from {where}):")
     print(format_metrics(ft.metrics))
+    if ft.seed_summary is not None:
+        from fastbert.seeds import format_seed_summary
+
+        print(format_seed_summary(ft.seed_summary))
     if history is not None:
         metric = config.resolved_metric()[0]
         print(
@@ -886,7 +907,9 @@ def _predict_records(ft: Any, texts: list[Any], pairs: list[str] | None, batch_s
             }
             for b, row in zip(base, probs, strict=True)
         ]
-    best = probs.argmax(-1)
+    from fastbert.thresholds import decide
+
+    best = decide(task, probs, ft.thresholds)  # the dev-tuned cut of a binary model, else argmax
     return [
         {**b, "label": names[int(k)], "probability": round(float(row[k]), 6)}
         for b, k, row in zip(base, best, probs, strict=True)
@@ -1031,6 +1054,135 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ report
+def _add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Rebuild a saved model folder's evaluation report (report.json, report.md and the PNG "
+        "figures) from its fastbert.json and eval_predictions.npz alone; files are replaced only "
+        "once all of them are written."
+    )
+    p.add_argument("model_dir", metavar="DIR", help="a folder saved by fastbert finetune")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    folder = _model_folder(args.model_dir, "model folder")
+    from fastbert.report import REPORT_JSON, REPORT_MD, rebuild_report
+
+    try:
+        report = rebuild_report(folder)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from None
+    except (ValueError, KeyError) as e:
+        raise CliError(f"{args.model_dir}: cannot rebuild the report ({e})") from None
+    for name in (REPORT_JSON, REPORT_MD, *report["plots"]):
+        print(folder / name)
+    return 0
+
+
+# ------------------------------------------------------------------ dedup
+#: Cross-file pairs printed as examples (all of them are in --output).
+DEDUP_SHOWN = 10
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], not {text}")
+    return value
+
+
+def _add_dedup_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Find exact and near-duplicate documents (MinHash + LSH) within each FILE and across FILEs: "
+        "clusters per file, and every cross-file pair with its estimated Jaccard similarity. Text "
+        "files are one document a line; CSV/TSV/JSONL/Parquet tables are read by their text column."
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="text files (one document a line) or tables")
+    p.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=0.8,
+        metavar="T",
+        help="estimated Jaccard similarity at or above which documents are near duplicates (default 0.8)",
+    )
+    p.add_argument(
+        "--num-perm", type=_positive, default=128, metavar="N", help="MinHash permutations (default 128)"
+    )
+    p.add_argument("--ngram", type=_positive, default=5, metavar="N", help="units per shingle (default 5)")
+    p.add_argument(
+        "--unit",
+        choices=("char", "word"),
+        default="char",
+        help="shingles of characters (sentences, any script) or of words (long documents) (default char)",
+    )
+    p.add_argument(
+        "--text-column", metavar="NAME", help="tables: the text column (default: detected by name)"
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE.json",
+        help="write every cluster and pair as JSON (lines/rows, 1-based); '-' for stdout (the summary then "
+        "goes to stderr); replaced only on success",
+    )
+    p.add_argument(
+        "--num-threads",
+        type=_positive,
+        metavar="N",
+        help="Rust threads (default: FASTBERT_NUM_THREADS, else all cores)",
+    )
+
+
+def run_dedup(args: argparse.Namespace) -> int:
+    seen: dict[Path, str] = {}
+    for path in args.files:
+        if path == "-":
+            raise UsageError("dedup reads files, not stdin: give FILE paths")
+        _existing_file(path, "FILE")
+        key = Path(path).resolve()
+        if key in seen:
+            raise UsageError(f"{path} is given twice (also as {seen[key]})")
+        seen[key] = path
+    if args.output not in (None, "-"):
+        target = Path(args.output)
+        if target.is_dir():
+            raise CliError(f"--output {args.output}: is a directory")
+        if not target.parent.is_dir():
+            raise CliError(f"--output {args.output}: folder {target.parent} does not exist")
+
+    from fastbert.data import DataError
+    from fastbert.dedup import find_duplicates
+
+    try:
+        report = find_duplicates(
+            {path: path for path in args.files},
+            threshold=args.threshold,
+            num_perm=args.num_perm,
+            ngram=args.ngram,
+            unit=args.unit,
+            text_column=args.text_column,
+            num_threads=args.num_threads,
+        )
+    except (DataError, FileNotFoundError) as e:
+        raise _data_problem(e) from None
+    except ValueError as e:  # an option the core refuses (e.g. --num-perm above its limit)
+        raise UsageError(str(e)) from None
+    summary = sys.stderr if args.output == "-" else sys.stdout
+    print(report.summary(), file=summary)
+    for sa, ia, sb, ib, j in report.pairs[:DEDUP_SHOWN]:
+        print(f"  {report.splits[sa].where(ia)} ≈ {report.splits[sb].where(ib)} ({j:.2f})", file=summary)
+    if len(report.pairs) > DEDUP_SHOWN:
+        print(f"  ... {len(report.pairs) - DEDUP_SHOWN:,} more cross-file pairs", file=summary)
+    summary.flush()
+    if args.output is not None:
+        with atomic_output(args.output) as out:
+            out.write((json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return 0
+
+
 # ------------------------------------------------------------------ driver
 COMMANDS: list[Command] = [
     Command(
@@ -1056,6 +1208,18 @@ COMMANDS: list[Command] = [
         help="score a saved model on labelled data: accuracy, F1, per-class table, ...",
         add_arguments=_add_evaluate_arguments,
         run=run_evaluate,
+    ),
+    Command(
+        name="report",
+        help="rebuild a saved model's evaluation report and figures from its folder",
+        add_arguments=_add_report_arguments,
+        run=run_report,
+    ),
+    Command(
+        name="dedup",
+        help="find exact and near-duplicate documents within and across files (MinHash + LSH)",
+        add_arguments=_add_dedup_arguments,
+        run=run_dedup,
     ),
 ]
 

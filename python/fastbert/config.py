@@ -15,6 +15,8 @@ Task = Literal["classification", "pair", "multilabel", "regression", "token", "m
 Strategy = Literal["full", "frozen", "freeze_lower", "lora"]
 Pooling = Literal["cls", "mean", "attention"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+LongText = Literal["truncate", "head_tail", "chunk_vote", "chunk_mean_logits", "chunk_mean_pool"]
+Sampling = Literal["over", "under"]
 
 #: What "best" means per task when `metric` is left at "auto", and whether higher is better.
 DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
@@ -26,6 +28,19 @@ DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
     "mlm": ("loss", False),
 }
 LOWER_IS_BETTER = {"loss", "mse", "rmse", "mae"}
+
+_CHUNK = ("chunk_vote", "chunk_mean_logits", "chunk_mean_pool")
+#: The `long_text` policies each task takes. ``head_tail`` keeps the ends of one text, so not for
+#: pairs (whose second text is what the windows cut) nor token tasks (the middle words would get
+#: no tag); a vote needs classes; MLM trains on lines as given.
+LONG_TEXT_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("truncate", "head_tail", *_CHUNK),
+    "pair": ("truncate", *_CHUNK),
+    "multilabel": ("truncate", "head_tail", "chunk_mean_logits", "chunk_mean_pool"),
+    "regression": ("truncate", "head_tail", "chunk_mean_logits", "chunk_mean_pool"),
+    "token": ("truncate", *_CHUNK),
+    "mlm": ("truncate",),
+}
 
 
 @dataclass
@@ -77,18 +92,55 @@ class FinetuneConfig:
     max_grad_norm: float | None = 1.0
     #: Tokens per sequence, special tokens included; longer texts are truncated.
     max_length: int = 128
+    #: Texts longer than ``max_length`` (`fastbert.long_text`), the same in training and prediction:
+    #: ``truncate`` (keep the start); ``head_tail`` (keep the first ``long_text_head`` and the last
+    #: tokens, Sun et al. 2019); or cut into windows of ``max_length`` overlapping by
+    #: ``long_text_stride`` tokens, each window a training example with its text's label, merged at
+    #: prediction by ``chunk_vote`` (majority vote), ``chunk_mean_logits`` (mean logits) or
+    #: ``chunk_mean_pool`` (the mean of the windows' sentence vectors is classified, in training
+    #: too: one example per text). Token tasks: any ``chunk_*`` stitches windows per token by max
+    #: context. Metrics then are per text, plus window-level ones and ``documents_chunked``.
+    long_text: LongText = "truncate"
+    #: Tokens shared by consecutive windows (``chunk_*``); ``None``: a quarter of ``max_length``
+    #: minus the special tokens.
+    long_text_stride: int | None = None
+    #: ``head_tail``: tokens kept from the start; ``None``: 128 of 510 as in Sun et al. (2019),
+    #: scaled to ``max_length`` (e.g. 32 + 94 for 128).
+    long_text_head: int | None = None
     #: ``None``, ``"balanced"`` (n / (k · count)) or ``{label: weight}`` for the cross-entropy.
     class_weights: str | dict[str, float] | None = None
+    #: Rebalance the training rows by class (classification and pair; `fastbert.sampling`), once,
+    #: seeded by ``seed``, never the dev set: ``over`` repeats random rows of each smaller class up
+    #: to the largest class's count, ``under`` keeps a random subset of each class the size of the
+    #: smallest; ``None``: as given.
+    sampling: Sampling | None = None
     #: Model-selection metric on dev (``auto``: macro_f1 / entity f1 / pearson / loss by task).
     metric: str = "auto"
     #: Evaluations without improvement before stopping; ``None``: never stop early.
     early_stopping_patience: int | None = 3
     #: Restore the weights of the best evaluation at the end (``False``: keep the last weights).
     restore_best: bool = True
+    #: After training, fit a temperature on dev (Guo et al., 2017) that `predict_proba` divides the
+    #: logits by: calibrated probabilities, same argmax (`fastbert.posthoc`).
+    calibrate: bool = True
+    #: After training, tune decision thresholds on dev: a cut on P(label_names[1]) for binary
+    #: tasks (maximising ``metric``), one per label for multilabel (maximising its F1). ``False``:
+    #: argmax, and 0.5 per label.
+    tune_thresholds: bool = True
     #: Evaluate every N optimizer steps; ``None``: once per epoch.
     eval_steps: int | None = None
     #: Dev fraction split off (stratified) when no eval data is given.
     dev_fraction: float = 0.1
+    #: Seed of that dev split; ``None``: ``seed``. ``finetune(seeds=[...])`` fixes it to the
+    #: config's ``seed`` so that every run is scored on the same dev examples.
+    split_seed: int | None = None
+    #: Train/dev leakage check before training (`fastbert.leakage`: MinHash over character
+    #: 5-grams): ``warn`` logs the training examples that duplicate dev examples, ``drop`` drops
+    #: them from the training data, ``refuse`` raises, ``off`` skips the check. What it finds is
+    #: saved in ``fastbert.json`` (``data.leakage``).
+    leakage: Literal["warn", "drop", "refuse", "off"] = "warn"
+    #: Estimated Jaccard similarity at or above which a training and a dev example are duplicates.
+    leakage_threshold: float = 0.8
     #: Seed for initialisation, shuffling, dropout and masking.
     seed: int = 42
     #: ``torch.use_deterministic_algorithms``: slower, bit-reproducible on one machine.
@@ -137,6 +189,39 @@ class FinetuneConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"dev_fraction must be in (0, 1), not {self.dev_fraction!r}")
+        self._validate_long_text_and_sampling()
+        self._validate_leakage()
+
+    def _validate_leakage(self) -> None:
+        if self.leakage not in ("warn", "drop", "refuse", "off"):
+            raise ValueError(f"leakage must be warn, drop, refuse or off, not {self.leakage!r}")
+        if not 0 < self.leakage_threshold <= 1:
+            raise ValueError(f"leakage_threshold must be in (0, 1], not {self.leakage_threshold!r}")
+
+    def _validate_long_text_and_sampling(self) -> None:
+        allowed = LONG_TEXT_BY_TASK[self.task]
+        if self.long_text not in allowed:
+            raise ValueError(
+                f"long_text={self.long_text!r} does not apply to task {self.task!r}; "
+                f"choose one of {', '.join(allowed)}"
+            )
+        room = int(self.max_length) - 2  # [CLS] and [SEP]
+        if self.long_text_stride is not None and not 0 <= self.long_text_stride < room:
+            raise ValueError(
+                f"long_text_stride must be in [0, max_length - 2) = [0, {room}), not {self.long_text_stride!r}"
+            )
+        if self.long_text_head is not None and not 0 <= self.long_text_head <= room:
+            raise ValueError(
+                f"long_text_head must be in [0, max_length - 2] = [0, {room}], not {self.long_text_head!r}"
+            )
+        if self.sampling is not None:
+            if self.sampling not in ("over", "under"):
+                raise ValueError(f"sampling must be None, 'over' or 'under', not {self.sampling!r}")
+            if self.task not in ("classification", "pair"):
+                raise ValueError(
+                    f"sampling balances single-label classes (classification, pair), not task {self.task!r}; "
+                    "class_weights='balanced' also works for token tasks"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,6 +36,7 @@ import numpy as np
 __all__ = [
     "classification_metrics",
     "entity_metrics",
+    "entity_scores",
     "get_entities",
     "multilabel_metrics",
     "regression_metrics",
@@ -104,8 +105,9 @@ def classification_metrics(y_true: Any, y_pred: Any, label_names: Sequence[str])
     """Single-label metrics. ``y_true``, ``y_pred``: ``(n,)`` class ids in ``[0, len(label_names))``.
 
     Returns ``accuracy``, ``macro_f1`` (over classes present in ``y_true`` or ``y_pred``),
-    ``macro_precision``, ``macro_recall``, ``micro_f1`` (equal to accuracy for single-label data),
-    ``weighted_f1`` (weights = true support), ``per_class`` ``{name: {precision, recall, f1,
+    ``macro_precision``, ``macro_recall``, ``micro_f1`` (equal to accuracy for single-label data,
+    as are micro precision and recall), ``weighted_f1``, ``weighted_precision`` and
+    ``weighted_recall`` (weights = true support), ``per_class`` ``{name: {precision, recall, f1,
     support}}`` for every name, and ``confusion_matrix`` (``C x C`` ints, rows = true class,
     columns = predicted class).
     """
@@ -132,6 +134,8 @@ def classification_metrics(y_true: Any, y_pred: Any, label_names: Sequence[str])
         "macro_recall": float(rec[present].mean()),
         "micro_f1": float(micro_f),
         "weighted_f1": float(np.dot(f1, support) / support.sum()),
+        "weighted_precision": float(np.dot(prec, support) / support.sum()),
+        "weighted_recall": float(np.dot(rec, support) / support.sum()),
         "per_class": _per_class(label_names, prec, rec, f1, support),
         "confusion_matrix": cm.tolist(),
     }
@@ -356,3 +360,35 @@ def entity_metrics(
         "f1": float(_ratio(2 * mp * mr, mp + mr)),
         "per_type": _per_class(types, prec, rec, f1, n_true),
     }
+
+
+def _is_iob2(tag_lists: Sequence[Sequence[Sequence[str]]]) -> bool:
+    """Whether every tag reads in strict mode: ``O``, or ``B``/``I`` with or without a type."""
+    for tags in tag_lists:
+        for seq in tags:
+            for t in seq:
+                m = _TAG.fullmatch(t) if isinstance(t, str) else None
+                if t != "O" and (m is None or m.group(1) not in "BI"):
+                    return False
+    return True
+
+
+def entity_scores(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """What evaluation reports for token tasks: `entity_metrics` in ``conlleval`` mode (the
+    selection metric, ``f1``), plus the same scores in ``strict`` mode as ``strict_precision``,
+    ``strict_recall``, ``strict_f1`` and ``per_type_strict`` when every tag is IOB2 (``O``,
+    ``B-``, ``I-``; strict mode has no reading of ``E-``/``S-``).
+
+    The two differ only where an entity opens with ``I-`` (a model's typical slip after a
+    wrong ``B-``): ``conlleval`` counts it as an entity, ``strict`` does not.
+    """
+    out = entity_metrics(true_tags, pred_tags)
+    if _is_iob2((true_tags, pred_tags)):
+        strict = entity_metrics(true_tags, pred_tags, mode="strict")
+        out.update(
+            strict_precision=strict["precision"],
+            strict_recall=strict["recall"],
+            strict_f1=strict["f1"],
+            per_type_strict=strict["per_type"],
+        )
+    return out

@@ -149,14 +149,32 @@ def _write(ft: FineTunedModel, folder: Path) -> None:
         "config": cfg.to_dict(),
         "label_names": ft.label_names,
         "thresholds": ft.thresholds,
+        "temperature": ft.temperature,
         "seed": cfg.seed,
+        "seed_summary": ft.seed_summary,
         "data": ft.data_info,
         "metrics": ft.metrics,
         "history": None if ft.history is None else ft.history.__dict__,
         "versions": versions(),
         "base_model": str(ft.source_dir),
     }
-    (folder / "fastbert.json").write_text(json.dumps(_jsonable(meta), indent=2) + "\n", encoding="utf-8")
+    meta_json = json.dumps(_jsonable(meta), indent=2) + "\n"
+    (folder / "fastbert.json").write_text(meta_json, encoding="utf-8")
+    _write_report(ft, folder, json.loads(meta_json))
+
+
+def _write_report(ft: FineTunedModel, folder: Path, meta: dict[str, Any]) -> None:
+    """``eval_predictions.npz`` and the evaluation report (`fastbert.report`).
+
+    The report is built from ``fastbert.json`` as written (``meta``) and from the predictions
+    file's contents, exactly what ``fastbert report DIR`` reads, so a rebuild equals it.
+    """
+    from fastbert.predictions import FILENAME
+    from fastbert.report import report_from_meta, write_report
+
+    if ft.eval_predictions is not None:
+        ft.eval_predictions.save(folder / FILENAME)
+    write_report(folder, report_from_meta(meta, ft.eval_predictions))
 
 
 def load_model(folder: Path, device: str = "auto") -> FineTunedModel:
@@ -196,6 +214,9 @@ def load_model(folder: Path, device: str = "auto") -> FineTunedModel:
         enable_kernels(model)
     assert not any(isinstance(m, LoRALinear) for m in model.modules())
     thresholds = meta.get("thresholds")
+    from fastbert.predictions import FILENAME, EvalPredictions
+
+    predictions = folder / FILENAME
     return FineTunedModel(
         model,
         Tokenizer.from_pretrained(folder),
@@ -205,4 +226,20 @@ def load_model(folder: Path, device: str = "auto") -> FineTunedModel:
         thresholds=np.asarray(thresholds) if thresholds is not None else None,
         metrics=meta.get("metrics"),
         data_info=meta.get("data"),
+        history=_history(meta.get("history")),
+        temperature=float(meta.get("temperature") or 1.0),
+        eval_predictions=EvalPredictions.load(predictions) if predictions.is_file() else None,
+        seed_summary=meta.get("seed_summary"),
     )
+
+
+def _history(saved: dict[str, Any] | None) -> Any:
+    """The `History` saved in ``fastbert.json`` (``None`` when there was none)."""
+    from dataclasses import fields
+
+    from fastbert.train import History
+
+    if not saved:
+        return None
+    known = {f.name for f in fields(History)}
+    return History(**{k: v for k, v in saved.items() if k in known})

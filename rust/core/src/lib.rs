@@ -8,11 +8,13 @@
 //! - [`encoding`]: the per-input result, truncation windows and merging.
 //! - [`align`]: word and span labels to token labels and back.
 //! - [`chunk`]: sliding windows over long texts.
+//! - [`dedup`]: exact and near-duplicate detection (MinHash + LSH), streaming.
 //! - [`pool`]: a fork-safe parallel map.
 
 pub mod align;
 pub mod batch;
 pub mod chunk;
+pub mod dedup;
 pub mod encoding;
 pub mod error;
 pub mod normalize;

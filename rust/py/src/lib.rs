@@ -2,6 +2,7 @@
 //! arguments, releases the GIL around the core call, and converts the result.
 
 mod align;
+mod dedup;
 mod errors;
 mod inputs;
 mod text;
@@ -36,6 +37,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     fastbert_core::pool::claim_owner();
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<tokenizer::PyEncoding>()?;
+    m.add_class::<dedup::PyDedupIndex>()?;
+    m.add_function(wrap_pyfunction!(dedup::minhash_signatures, m)?)?;
     m.add(
         "UnsupportedTokenizerError",
         m.py().get_type::<errors::UnsupportedTokenizerError>(),
