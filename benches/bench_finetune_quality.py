@@ -83,6 +83,9 @@ def fastbert_options(a: argparse.Namespace, seed: int) -> dict[str, Any]:
         "precision": "auto",  # bf16 autocast on a GPU that has it, fp32 on the CPU
         "progress": False,
         "bucket_pool": a.bucket_pool,
+        # Argmax, as HF predicts: a binary cut tuned on dev and scored on that same dev would
+        # flatter fastbert's dev accuracy (temperature scaling never changes the argmax).
+        "tune_thresholds": False,
     }
 
 
