@@ -404,6 +404,8 @@ def test_leakage_warns_drops_refuses_or_stays_off(caplog: pytest.LogCaptureFixtu
         record["examples"][0]["train"] == "<list>, row 1" and record["examples"][0]["dev"] == "<list>, row 1"
     )
     assert "1 of 2 dev examples duplicate 1 training examples" in caplog.text
+    assert "train: <list>, dev: <list>), e.g. train row 1 ≈ dev row 1 (" in caplog.text
+    assert caplog.text.count("<list>") == 2  # each source named once, not once per pair
 
     dropped, record = check_leakage(train, dev, "drop", 0.8)
     assert dropped.texts == [t for t, _ in TRAIN[1:]] and record is not None and record["dropped"] == 1

@@ -50,6 +50,11 @@ def example_text(ex: Examples, i: int) -> str:
     return text
 
 
+def row_of(ex: Examples, i: int) -> str:
+    """``"line 17"``: example ``i``'s row in its source, for messages that name the source once."""
+    return f"{ex.row_unit} {int(ex.rows[i])}"
+
+
 def check_leakage(
     train: Examples, dev: Examples, mode: str, threshold: float
 ) -> tuple[Examples, dict[str, Any] | None]:
@@ -84,12 +89,13 @@ def check_leakage(
     if not leaked_dev:
         return train, record
 
+    # Each side's source is named once: repeating a long path per pair buried the row numbers.
     shown = "; ".join(
-        f"train {e['train']} ≈ dev {e['dev']} ({e['estimated_jaccard']:.2f})" for e in record["examples"]
+        f"train {row_of(train, a)} ≈ dev {row_of(dev, b)} ({j:.2f})" for _, a, _, b, j in report.pairs[:SHOWN]
     )
     found = (
         f"{len(leaked_dev)} of {len(dev)} dev examples duplicate {len(leaked_train)} training examples "
-        f"(estimated Jaccard ≥ {threshold:g}), e.g. {shown}"
+        f"(estimated Jaccard ≥ {threshold:g}; train: {train.source}, dev: {dev.source}), e.g. {shown}"
     )
     if mode == "refuse":
         raise LeakageError(
