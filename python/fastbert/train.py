@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from fastbert.batching import bucketed_batches, eval_batches
 from fastbert.config import FinetuneConfig
+from fastbert.heap import heap_allocations
 
 IGNORE = -100
 
@@ -290,8 +291,37 @@ def train(
     """Fit ``model`` (a head from `fastbert.heads`) in place and restore its best weights.
 
     Under DDP (an initialised process group) ``cfg.batch_size`` is the global batch;
-    each rank takes a contiguous slice of every global batch.
+    each rank takes a contiguous slice of every global batch. On the CPU, large allocations
+    come from the heap meanwhile (`fastbert.heap`: no page faults for the per-step
+    embedding gradient).
     """
+    heap = heap_allocations() if device.type == "cpu" else contextlib.nullcontext()
+    with heap:
+        return _train(
+            model,
+            cfg,
+            train_feats,
+            evaluate,
+            device=device,
+            class_weights=class_weights,
+            mlm=mlm,
+            progress=progress,
+            log=log,
+        )
+
+
+def _train(
+    model: nn.Module,
+    cfg: FinetuneConfig,
+    train_feats: Features,
+    evaluate: Evaluator | None,
+    *,
+    device: torch.device,
+    class_weights: np.ndarray | None,
+    mlm: dict[str, Any] | None,
+    progress: Callable[[Iterator[Any], int], Iterator[Any]] | None,
+    log: Callable[[str], None],
+) -> History:
     rank, world = distributed()
     task = cfg.task
     history = History()
