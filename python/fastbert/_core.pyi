@@ -156,6 +156,10 @@ def minhash_signatures(
     """``(exact, signatures, empty)``: the exact-duplicate hash ``(n,)``, MinHash signatures
     ``(n, num_perm)`` and whether each text has no words ``(n,)``."""
 
+def dropout_scale(n: int, p: float, seed: int, *, num_threads: int | None = None) -> NDArray[np.float32]:
+    """``(n,)`` dropout scales for ``seed``: 0 where dropped (probability ``p``, in [0, 1)),
+    ``1 / (1 - p)`` elsewhere; see ``fastbert_core::dropout``."""
+
 def _panic_for_test() -> None:
     """Panic inside the core; always raises :class:`InternalError`."""
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastbert.dropout import Dropout
 from fastbert.model import BertConfig, BertModel
 
 Pooling = Literal["cls", "mean", "attention"]
@@ -56,7 +57,7 @@ class SequenceClassifier(nn.Module):
             # the loss: frozen, so DDP does not wait for gradients it never gets (tests/test_ddp.py).
             self.bert.pooler.requires_grad_(False)  # type: ignore[union-attr]
         self.attention_pool = AttentionPooling(config.hidden_size) if pooling == "attention" else None
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         _init_linear(self.classifier)
         self.num_labels = num_labels
@@ -90,7 +91,7 @@ class TokenClassifier(nn.Module):
     def __init__(self, config: BertConfig, num_labels: int, dropout: float | None = None) -> None:
         super().__init__()
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         _init_linear(self.classifier)
         self.num_labels = num_labels

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from fastbert.dropout import Dropout
+
 
 class LoRALinear(nn.Linear):
     def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float) -> None:
@@ -28,7 +30,7 @@ class LoRALinear(nn.Linear):
             self.bias.requires_grad_(False)
         self.rank = rank
         self.scaling = alpha / rank
-        self.lora_dropout = nn.Dropout(dropout)
+        self.lora_dropout = Dropout(dropout)
         self.lora_A = nn.Linear(base.in_features, rank, bias=False)
         self.lora_B = nn.Linear(rank, base.out_features, bias=False)
         # PEFT's initialisation: A like a Linear layer (Kaiming uniform), B zero, so training starts at W.

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastbert.dropout import Dropout, dropout, fast_dropout_applies
+
 # (q, k, v: (T, h, d), cu_seqlens: (B+1,) int32, max_seqlen, dropout_p) -> (T, h, d)
 VarlenAttention = Callable[[Tensor, Tensor, Tensor, Tensor, int, float], Tensor]
 
@@ -107,7 +109,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
         self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.dropout = Dropout(c.hidden_dropout_prob)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
         # any shape (...,) -> (..., H)
@@ -135,7 +137,7 @@ class BertSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_features or c.hidden_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.dropout = nn.Dropout(c.hidden_dropout_prob)
+        self.dropout = Dropout(c.hidden_dropout_prob)
 
     def forward(self, x: Tensor, residual: Tensor) -> Tensor:
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)
@@ -212,10 +214,25 @@ def padded_attention(mask: Tensor | None) -> Callable[[Tensor, Tensor, Tensor, f
     def attend(q: Tensor, k: Tensor, v: Tensor, dropout_p: float) -> Tensor:
         qt, kt, vt = (t.transpose(1, 2) for t in (q, k, v))  # (B, h, L, d)
         b = None if bias is None else bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=b, dropout_p=dropout_p)
+        if fast_dropout_applies(q, dropout_p):
+            out = math_attention(qt, kt, vt, b, dropout_p)
+        else:
+            out = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=b, dropout_p=dropout_p)
         return out.transpose(1, 2)  # (B, L, h, d)
 
     return attend
+
+
+def math_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, dropout_p: float) -> Tensor:
+    """SDPA's math path, ``dropout(softmax(q kᵀ / √d + bias)) v``, with `fastbert.dropout`'s mask.
+
+    q: (B, h, Lq, d); k, v: (B, h, L, d); bias: broadcastable to (B, h, Lq, L). With dropout,
+    PyTorch's CPU SDPA takes this same path (the probabilities materialised) and draws their
+    mask with ``bernoulli_``, the slowest part of it; here the Rust core draws it."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))  # (B, h, Lq, L)
+    if bias is not None:
+        scores = scores.add_(bias)
+    return torch.matmul(dropout(scores.softmax(-1), dropout_p), v)
 
 
 def eager_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float = 0.0) -> Tensor:

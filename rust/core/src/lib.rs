@@ -9,12 +9,14 @@
 //! - [`align`]: word and span labels to token labels and back.
 //! - [`chunk`]: sliding windows over long texts.
 //! - [`dedup`]: exact and near-duplicate detection (MinHash + LSH), streaming.
+//! - [`dropout`]: dropout scale tensors from a counter-based generator, in parallel.
 //! - [`pool`]: a fork-safe parallel map.
 
 pub mod align;
 pub mod batch;
 pub mod chunk;
 pub mod dedup;
+pub mod dropout;
 pub mod encoding;
 pub mod error;
 pub mod normalize;

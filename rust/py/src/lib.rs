@@ -3,6 +3,7 @@
 
 mod align;
 mod dedup;
+mod dropout;
 mod errors;
 mod inputs;
 mod text;
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tokenizer::PyEncoding>()?;
     m.add_class::<dedup::PyDedupIndex>()?;
     m.add_function(wrap_pyfunction!(dedup::minhash_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(dropout::dropout_scale, m)?)?;
     m.add(
         "UnsupportedTokenizerError",
         m.py().get_type::<errors::UnsupportedTokenizerError>(),
