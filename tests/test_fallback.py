@@ -268,3 +268,107 @@ def test_return_tensors_pt(tok, corpus) -> None:
     for key, value in got.items():
         assert isinstance(value, torch.Tensor) and value.dtype == torch.int64
         np.testing.assert_array_equal(value.numpy(), ref[key])
+
+
+# ------------------------------------------- chunking and alignment on top of the fallback
+def _long_texts(corpus) -> list[str]:
+    lines = corpus[1]
+    return [" ".join(lines[i : i + n]) for i, n in ((0, 4), (4, 1), (5, 9), (14, 2))] + ["", "x"]
+
+
+def _hf_windows(hf, text: str, pair: str | None, max_length: int, stride: int, side: str) -> list:
+    hf.enable_truncation(
+        max_length,
+        stride=stride,
+        direction=side,
+        strategy="only_second" if pair is not None else "longest_first",
+    )
+    try:
+        e = hf.encode(text, pair) if pair is not None else hf.encode(text)
+    finally:
+        hf.no_truncation()
+    return [e, *e.overflowing]
+
+
+@pytest.mark.parametrize(
+    ("max_length", "stride", "side"), [(16, 4, "right"), (24, 7, "left"), (9, 0, "right")]
+)
+def test_chunk_texts_gives_the_tokenizers_windows_and_their_token_ranges(
+    tok, hf, corpus, max_length: int, stride: int, side: str
+) -> None:
+    from fastbert import chunk
+
+    texts = _long_texts(corpus)
+    out = chunk.chunk_texts(
+        tok, texts, max_length=max_length, stride=stride, truncation_side=side, padding_side=side
+    )
+    cols = out["input_ids"].shape[1]
+    r = 0
+    for s, text in enumerate(texts):
+        full = hf.encode(text, add_special_tokens=False)
+        assert out["sample_num_tokens"][s] == len(full.ids)
+        for window in _hf_windows(hf, text, None, max_length, stride, side):
+            n = len(window.ids)
+            cells = slice(0, n) if side == "right" else slice(cols - n, cols)
+            assert out["input_ids"][r, cells].tolist() == window.ids, (s, r)
+            assert [tuple(o) for o in out["offset_mapping"][r, cells].tolist()] == window.offsets
+            assert out["window_to_sample"][r] == s
+            a, b = int(out["window_token_start"][r]), int(out["window_token_end"][r])
+            index = out["source_token_index"][r]
+            assert index[index >= 0].tolist() == list(range(a, b))
+            assert out["input_ids"][r][index >= 0].tolist() == full.ids[a:b]
+            r += 1
+    assert r == len(out["input_ids"])
+    # Merging back puts every token of every text where it was, from some window.
+    positions = chunk.merge_token_predictions(out, out["source_token_index"])
+    offsets = chunk.merge_token_predictions(out, out["offset_mapping"])
+    for s, text in enumerate(texts):
+        full = hf.encode(text, add_special_tokens=False)
+        assert positions[s, : len(full.ids)].tolist() == list(range(len(full.ids)))
+        assert [tuple(o) for o in offsets[s, : len(full.ids)].tolist()] == full.offsets
+
+
+def test_chunk_texts_windows_the_second_text_of_a_pair(tok, hf, corpus) -> None:
+    from fastbert import chunk
+
+    texts = _long_texts(corpus)
+    questions = [f"what is in text {i}?" for i in range(len(texts))]
+    out = chunk.chunk_texts(tok, questions, pairs=texts, max_length=32, stride=6)
+    r = 0
+    for s, (q, text) in enumerate(zip(questions, texts, strict=True)):
+        full = hf.encode(text, add_special_tokens=False)
+        for window in _hf_windows(hf, q, text, 32, 6, "right"):
+            assert out["input_ids"][r, : len(window.ids)].tolist() == window.ids
+            assert out["token_type_ids"][r, : len(window.ids)].tolist() == window.type_ids
+            a, b = int(out["window_token_start"][r]), int(out["window_token_end"][r])
+            index = out["source_token_index"][r]
+            assert index[index >= 0].tolist() == list(range(a, b))
+            assert out["input_ids"][r][index >= 0].tolist() == full.ids[a:b]
+            assert out["window_to_sample"][r] == s
+            r += 1
+    assert r == len(out["input_ids"])
+
+
+def test_chunk_texts_bad_arguments_are_value_errors(tok) -> None:
+    from fastbert import chunk
+
+    with pytest.raises(ValueError, match="stride"):
+        chunk.chunk_texts(tok, ["a long enough text for two windows or more"], max_length=6, stride=4)
+    with pytest.raises(ValueError, match="max_length"):
+        chunk.chunk_texts(tok, ["text"], max_length=2)
+
+
+def test_labels_align_to_the_fallback_tokens_as_the_word_ids_loop_does(tok, hf, corpus) -> None:
+    from fastbert.align import tokenize_and_align
+
+    words = [t.split() for t in corpus[1][:60]]
+    labels = [[(i + j) % 5 for j in range(len(w))] for i, w in enumerate(words)]
+    out = tokenize_and_align(tok, words, labels, strategy="first")
+    for i, (w, lab) in enumerate(zip(words, labels, strict=True)):
+        e = hf.encode(w, is_pretokenized=True)
+        want, previous = [], None
+        for word in e.word_ids:  # the loop of transformers' run_ner.py
+            want.append(-100 if word is None or word == previous else lab[word])
+            previous = word
+        assert out["labels"][i, : len(want)].tolist() == want, i
+        assert (out["labels"][i, len(want) :] == -100).all()

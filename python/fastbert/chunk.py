@@ -75,7 +75,8 @@ def chunk_texts(
     """Cut texts into overlapping windows of at most ``max_length`` tokens.
 
     Args:
-        tok: a :class:`fastbert.Tokenizer` on the Rust backend.
+        tok: a :class:`fastbert.Tokenizer` (either backend: on the ``tokenizers``
+            fallback, ``tokenizers`` cuts the windows and Python adds the layout).
         texts: the texts (or, with ``is_split_into_words``, their word lists).
         max_length: tokens per window, special tokens included.
         stride: tokens shared by consecutive windows (must be < ``max_length`` minus
@@ -97,33 +98,45 @@ def chunk_texts(
         each column's token position in its text, -1 for special, padding and
         (with pairs) first-text tokens; ``sample_num_tokens`` ``(texts,)``.
     """
-    core = getattr(tok, "_core", tok)
-    if core is None:
-        raise NotImplementedError(
-            "chunk_texts needs the Rust WordPiece backend; this tokenizer uses the "
-            f"`tokenizers` fallback ({getattr(tok, 'fallback_reason', '')})"
-        )
     if isinstance(texts, str):
         raise TypeError("texts must be a list of texts, not a single str")
     pad = "longest" if padding is True or padding == "longest" else padding
     if pad not in ("longest", "max_length"):
         raise ValueError(f"padding must be True, 'longest' or 'max_length', not {padding!r}")
-    out = _core.chunk_batch(
-        core,
-        texts,
-        pairs,
-        is_split_into_words=is_split_into_words,
-        max_length=max_length,
-        stride=stride,
-        truncation_side=truncation_side,
-        padding=pad,
-        pad_to_multiple_of=pad_to_multiple_of,
-        padding_side=padding_side,
-        return_offsets_mapping=return_offsets_mapping,
-        return_special_tokens_mask=return_special_tokens_mask,
-        return_word_ids=return_word_ids,
-        num_threads=num_threads,
-    )
+    core = getattr(tok, "_core", tok)
+    if core is None:
+        out = _chunk_with_tokenizers(
+            tok,
+            list(texts),
+            list(pairs) if pairs is not None else None,
+            is_split_into_words=is_split_into_words,
+            max_length=max_length,
+            stride=stride,
+            truncation_side=truncation_side,
+            padding=pad,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_offsets_mapping=return_offsets_mapping,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_word_ids=return_word_ids,
+        )
+    else:
+        out = _core.chunk_batch(
+            core,
+            texts,
+            pairs,
+            is_split_into_words=is_split_into_words,
+            max_length=max_length,
+            stride=stride,
+            truncation_side=truncation_side,
+            padding=pad,
+            pad_to_multiple_of=pad_to_multiple_of,
+            padding_side=padding_side,
+            return_offsets_mapping=return_offsets_mapping,
+            return_special_tokens_mask=return_special_tokens_mask,
+            return_word_ids=return_word_ids,
+            num_threads=num_threads,
+        )
     if return_tensors == "pt":
         import torch
 
@@ -131,6 +144,100 @@ def chunk_texts(
     if return_tensors != "np":
         raise ValueError(f"return_tensors must be 'np' or 'pt', not {return_tensors!r}")
     return dict(out)
+
+
+def _chunk_with_tokenizers(
+    tok: Any,
+    texts: list[Any],
+    pairs: list[Any] | None,
+    *,
+    is_split_into_words: bool,
+    max_length: int,
+    stride: int,
+    truncation_side: str,
+    padding: str,
+    pad_to_multiple_of: int | None,
+    padding_side: str,
+    return_offsets_mapping: bool,
+    return_special_tokens_mask: bool,
+    return_word_ids: bool,
+) -> dict[str, np.ndarray]:
+    """:func:`chunk_texts` on the ``tokenizers`` fallback (a model that is not WordPiece).
+
+    ``tokenizers`` cuts the windows (its own truncation with ``stride``, so they are its
+    overflowing windows by construction) and pads them as ``Tokenizer.__call__`` does.
+    Each window's token range comes from the arithmetic of ``Encoding::truncate``
+    (:func:`_reference_window_ranges`, tested against ``tokenizers``), and is checked
+    against the window's ids, so a range that does not hold what the window holds is an
+    error, never a silent misplacement of predictions.
+    """
+    from fastbert.tokenizer import _pad_in_python
+
+    added = tok.num_special_tokens_to_add(pairs is not None)
+    if max_length <= added:
+        raise ValueError(
+            f"max_length ({max_length}) must be larger than the {added} special tokens of each window"
+        )
+
+    def whole(inputs: list[Any]) -> list[Any]:
+        return tok._hf_encode_batch(inputs, None, is_split_into_words, False, None, None, 0, "right")
+
+    # The windows slide over the pair's tokens when there is a pair, else over the text's.
+    target = 1 if pairs is not None else 0
+    full = whole(pairs if pairs is not None else texts)
+    first_lengths = [len(e.ids) for e in whole(texts)] if pairs is not None else [0] * len(texts)
+    rooms = [max_length - added - n for n in first_lengths]
+    for s, (f, room) in enumerate(zip(full, rooms, strict=True)):
+        # tokenizers panics on this (and prints its backtrace); say it as the Rust path does.
+        if len(f.ids) > room > 0 and stride >= room:
+            raise ValueError(
+                f"text {s}: stride ({stride}) must be smaller than the room left for tokens ({room}; "
+                "max_length minus the special tokens)"
+            )
+    strategy = "only_second" if pairs is not None else "longest_first"
+    encodings = tok._hf_encode_batch(
+        texts, pairs, is_split_into_words, True, max_length, strategy, stride, truncation_side
+    )
+    out = _pad_in_python(
+        encodings,
+        padding,
+        max_length,
+        pad_to_multiple_of,
+        tok.pad_token_id,
+        padding_side,
+        return_offsets_mapping,
+        return_special_tokens_mask,
+        return_word_ids,
+        True,
+    )
+    cols = out["input_ids"].shape[1]
+    mapping, starts, ends = [], [], []
+    source = np.full((len(out["input_ids"]), cols), -1, dtype=np.int64)
+    row = 0
+    for s, e in enumerate(encodings):
+        n = len(full[s].ids)
+        windows = [e, *e.overflowing]
+        ranges = _reference_window_ranges(n, rooms[s], stride, truncation_side)
+        if len(ranges) != len(windows):
+            raise ValueError(
+                f"text {s}: {len(windows)} windows but {len(ranges)} token ranges; please report this"
+            )
+        for w, (a, b) in zip(windows, ranges, strict=True):
+            cells = [k for k, seq in enumerate(w.sequence_ids) if seq == target]
+            if [w.ids[k] for k in cells] != full[s].ids[a:b]:
+                raise ValueError(f"text {s}: window {row} does not hold tokens {a}..{b}; please report this")
+            shift = 0 if padding_side == "right" else cols - len(w.ids)
+            source[row, [shift + k for k in cells]] = np.arange(a, b)
+            mapping.append(s)
+            starts.append(a)
+            ends.append(b)
+            row += 1
+    out["window_to_sample"] = np.array(mapping, dtype=np.int64)
+    out["window_token_start"] = np.array(starts, dtype=np.int64)
+    out["window_token_end"] = np.array(ends, dtype=np.int64)
+    out["source_token_index"] = source
+    out["sample_num_tokens"] = np.array([len(f.ids) for f in full], dtype=np.int64)
+    return out
 
 
 def merge_windows(
