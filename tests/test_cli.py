@@ -455,6 +455,42 @@ def test_evaluate_prints_metrics_and_writes_json(classifier: dict, tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
 
+def test_evaluate_slice_by_scores_each_value_of_a_column(classifier: dict, tmp_path: Path) -> None:
+    rows = [(t, lab, "forum" if i % 3 else "email") for i, (t, lab) in enumerate(class_rows(24, start=1000))]
+    dev = write_tsv(tmp_path / "dev.tsv", ["text", "label", "source"], rows)
+    report = tmp_path / "metrics.json"
+    args = ["evaluate", str(classifier["dir"]), "--data", str(dev), "--slice-by", "source", "-o", str(report)]
+    status, stdout, stderr = main_out(args)
+    assert status == 0, stderr
+    want = fastbert.load(classifier["dir"]).evaluate(str(dev), slice_by="source")["slices"]
+    got = json.loads(report.read_text())["metrics"]["slices"]
+    assert set(got) == {"length", "source"} and set(got["source"]) == {"email", "forum"}
+    for value in ("email", "forum"):
+        assert got["source"][value]["examples"] == sum(r[2] == value for r in rows)
+        assert got["source"][value]["accuracy"] == pytest.approx(want["source"][value]["accuracy"])
+        line = re.search(rf"^  {value} +(\d+) +([0-9.]+)", stdout, re.MULTILINE)
+        assert line, stdout
+        assert int(line[1]) == want["source"][value]["examples"]
+        assert float(line[2]) == pytest.approx(want["source"][value]["accuracy"], abs=5e-5)
+    assert "by column 'source':" in stdout and "by tokens per example:" in stdout
+
+    status, stdout, stderr = main_out(
+        [
+            "evaluate",
+            str(classifier["dir"]),
+            "--data",
+            str(dev),
+            "--slice-by",
+            "genre",
+            "-o",
+            str(tmp_path / "x.json"),
+        ]
+    )
+    assert status == 1 and stdout == ""
+    assert str(dev) in stderr and "'genre'" in stderr
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_evaluate_unknown_label_names_the_row(classifier: dict, tmp_path: Path) -> None:
     bad = write_tsv(tmp_path / "bad.tsv", ["text", "label"], [("item 1 is great", "pos"), ("x", "angry")])
     report = tmp_path / "metrics.json"

@@ -1007,8 +1007,34 @@ def _add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", metavar="NAME", help="default: as trained, else detected by name")
     p.add_argument("--text-pair-column", metavar="NAME", help="default: as trained, else detected by name")
     p.add_argument("--label-column", metavar="NAME", help="default: as trained, else detected by name")
+    p.add_argument(
+        "--slice-by",
+        metavar="COLUMN",
+        help="also score each value of this column of --data apart (and each length bucket); "
+        "printed after the metrics and kept under 'slices' in --output",
+    )
     p.add_argument("--batch-size", type=_positive, default=64, metavar="N", help="default 64")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda, ... (default auto)")
+
+
+#: The headline scores a slice table shows, those of them the task has, in this order.
+SLICE_COLUMNS = ("accuracy", "macro_f1", "f1", "precision", "recall", "mse", "pearson", "spearman")
+
+
+def format_slices(slices: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """``FineTunedModel.evaluate(..., slice_by=...)``'s ``slices`` as text: one table per slicing."""
+    lines = []
+    for name, table in slices.items():
+        if not table:
+            continue
+        cols = [c for c in SLICE_COLUMNS if any(c in row for row in table.values())]
+        w = max(len("slice"), *(len(str(k)) for k in table))
+        title = "tokens per example" if name == "length" else f"column {name!r}"
+        lines += ["", f"  by {title}:", f"  {'slice':<{w}}  examples" + "".join(f"  {c:>9}" for c in cols)]
+        for key, row in table.items():
+            cells = "".join(f"  {_number(row[c]) if c in row else '':>9}" for c in cols)
+            lines.append(f"  {key!s:<{w}}  {row['examples']:8d}{cells}")
+    return "\n".join(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -1039,8 +1065,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise _data_problem(e) from None
     print(f"{PROG} evaluate: {len(ex)} examples from {args.data}", file=sys.stderr)
     metrics = ft.evaluate(ex, batch_size=args.batch_size)
+    if args.slice_by is not None:
+        from fastbert.slices import evaluation_slices
+
+        try:
+            metrics["slices"] = evaluation_slices(ft, args.data, ex, args.slice_by, args.batch_size)
+        except data.DataError as e:
+            raise _data_problem(e) from None
+        except ValueError as e:
+            raise CliError(f"--slice-by {args.slice_by}: {e}") from None
     print(f"{ft.task} metrics on {args.data} ({len(ex)} examples):")
     print(format_metrics(metrics))
+    if "slices" in metrics:
+        print(format_slices(metrics["slices"]))
     if args.output is not None:
         report = {
             "model": str(Path(args.model_dir).resolve()),
