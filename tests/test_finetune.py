@@ -93,6 +93,25 @@ def test_token_classification_reports_entity_f1(tiny_model: Path, tmp_path: Path
     tags = ft.predict([["Peter", "lives", "in", "Berlin", "."]])
     assert len(tags[0]) == 5 and all(t in ft.label_names for t in tags[0])
 
+    # The saved folder is a transformers token classifier with the same per-token logits.
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    out = ft.save(tmp_path / "ner")
+    hf = AutoModelForTokenClassification.from_pretrained(out).eval()
+    assert hf.config.id2label == dict(enumerate(ft.label_names))
+    sentences = [block.split("\n") for block in lines[200:206]]
+    words = [[line.split()[0] for line in s if line.strip()] for s in sentences]
+    batch = AutoTokenizer.from_pretrained(out)(
+        words, is_split_into_words=True, padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        hf_logits = hf(**batch).logits.numpy()
+    ours = ft.logits(words)  # one column per token, [CLS] and [SEP] included, as in transformers
+    for i in range(len(words)):
+        n = int(batch["attention_mask"][i].sum())
+        np.testing.assert_allclose(ours[i, :n], hf_logits[i, :n], atol=1e-5)
+    assert fastbert.load(out).predict(words) == ft.predict(words)
+
 
 def test_mlm_adapts_and_can_be_fine_tuned_further(tiny_model: Path, tmp_path: Path) -> None:
     texts = [

@@ -202,6 +202,18 @@ def test_stratified_dev_split_when_no_eval_data(tiny_model: Path) -> None:
     assert again.data_info["dev_sha256"] == ft.data_info["dev_sha256"] != other.data_info["dev_sha256"]
 
 
+def test_eval_keyword_is_the_dev_data(tiny_model: Path) -> None:
+    """``finetune(train, eval=dev)``, the issue's spelling, is ``finetune(train, dev)``."""
+    rows = [{"text": f"text number {i}", "label": "ab"[i % 2]} for i in range(40)]
+    dev = [{"text": f"held out {i}", "label": "ab"[i % 2]} for i in range(14)]
+    by_keyword = fastbert.finetune(rows, eval=dev, task="classification", model=tiny_model, **one_step())
+    by_position = fastbert.finetune(rows, dev, task="classification", model=tiny_model, **one_step())
+    assert by_keyword.data_info["dev_examples"] == 14
+    assert by_keyword.data_info["dev_sha256"] == by_position.data_info["dev_sha256"]
+    with pytest.raises(TypeError, match="eval_data or eval"):
+        fastbert.finetune(rows, dev, eval=dev, task="classification", model=tiny_model, **one_step())
+
+
 # ----------------------------------------------------------------------------- bad input
 def bad_cases(folder: Path) -> list[tuple[str, Any, Any, dict[str, Any], str]]:
     """(name, train, eval, options, message pattern) for data `finetune` must refuse."""

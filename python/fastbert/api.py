@@ -466,6 +466,7 @@ def finetune(
     train_data: Any,
     eval_data: Any = None,
     *,
+    eval: Any = None,
     task: str | None = None,
     model: str | Path | None = None,
     config: FinetuneConfig | None = None,
@@ -476,10 +477,15 @@ def finetune(
 
     ``train_data``/``eval_data``: a CSV/TSV/JSONL/Parquet/CoNLL path, a DataFrame, a
     ``datasets.Dataset``, or a list of dicts/tuples. Without ``eval_data`` a stratified
-    dev split is taken. ``options`` are `FinetuneConfig` fields (``epochs=2, lr=3e-5, ...``).
+    dev split is taken; ``eval=`` is the same argument by keyword (``finetune(train, eval=dev)``).
+    ``options`` are `FinetuneConfig` fields (``epochs=2, lr=3e-5, ...``).
     ``seeds``: train once per seed and return the run with the best dev selection metric, its
     ``seed_summary`` holding every metric's mean ± std over the seeds (`fastbert.seeds`).
     """
+    if eval is not None:
+        if eval_data is not None:
+            raise TypeError("finetune() got the dev data twice: pass eval_data or eval, not both")
+        eval_data = eval
     if task is not None:
         options["task"] = task
     cfg = replace(config, **options) if config is not None else FinetuneConfig(**options)
