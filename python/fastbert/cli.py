@@ -1023,14 +1023,19 @@ SLICE_COLUMNS = ("accuracy", "macro_f1", "f1", "precision", "recall", "mse", "pe
 
 def format_slices(slices: dict[str, dict[str, dict[str, Any]]]) -> str:
     """``FineTunedModel.evaluate(..., slice_by=...)``'s ``slices`` as text: one table per slicing."""
+    from fastbert.slices import slicing_title
+
     lines = []
     for name, table in slices.items():
         if not table:
             continue
         cols = [c for c in SLICE_COLUMNS if any(c in row for row in table.values())]
         w = max(len("slice"), *(len(str(k)) for k in table))
-        title = "tokens per example" if name == "length" else f"column {name!r}"
-        lines += ["", f"  by {title}:", f"  {'slice':<{w}}  examples" + "".join(f"  {c:>9}" for c in cols)]
+        lines += [
+            "",
+            f"  by {slicing_title(name)}:",
+            f"  {'slice':<{w}}  examples" + "".join(f"  {c:>9}" for c in cols),
+        ]
         for key, row in table.items():
             cells = "".join(f"  {_number(row[c]) if c in row else '':>9}" for c in cols)
             lines.append(f"  {key!s:<{w}}  {row['examples']:8d}{cells}")

@@ -384,8 +384,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for name, table in (report.get("slices") or {}).items():
         if not table:
             continue
-        title = "tokens per example" if name == "length" else f"column {name!r}"
-        lines += [f"## Slices by {title}", ""]
+        lines += [f"## Slices by {slices.slicing_title(name)}", ""]
         cols = sorted({k for r in table.values() for k in r if k != "examples"})
         lines += _table(
             ["slice", "examples", *cols],

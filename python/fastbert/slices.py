@@ -35,6 +35,7 @@ __all__ = [
     "length_buckets",
     "length_slices",
     "slice_metrics",
+    "slicing_title",
 ]
 
 #: Upper ends of the length buckets (tokens); longer inputs share the last, open bucket.
@@ -49,6 +50,11 @@ def length_buckets(lengths: Any) -> np.ndarray:
     names = [f"{lo}-{hi}" for lo, hi in zip(lows, LENGTH_EDGES, strict=False)] + [f"{lows[-1]}+"]
     which = np.searchsorted(np.asarray(LENGTH_EDGES), lengths, side="left")
     return np.asarray(names, dtype=str)[which]
+
+
+def slicing_title(name: str) -> str:
+    """How reports name a slicing: ``"length"`` is by tokens per example, else by a column."""
+    return "tokens per example" if name == "length" else f"column {name!r}"
 
 
 def _as_text(value: Any) -> str:
