@@ -16,7 +16,8 @@ Triton: the kernel modules load on first use of a name below.
 - :func:`padded_attention` — the same for ``(batch, seqlen, heads, head_dim)``
   with a key-padding mask (unpads, runs the varlen kernel, pads back).
 - :func:`lora_linear` — ``y = x Wᵀ + b + s·(x Aᵀ) Bᵀ`` in one kernel; backward gives
-  dx, dA, dB (W frozen).
+  dx, dA, dB (W frozen). Without adapter dropout it runs :func:`merged_lora_linear`:
+  the adapter folded into the weight, one vendor GEMM each way (no Triton; any device).
 
 Each kernel module holds its PyTorch reference (``*_reference``) beside it.
 """
@@ -42,6 +43,7 @@ _LAZY = {
     "pad_input": "attention",
     "lora_linear": "lora",
     "lora_linear_reference": "lora",
+    "merged_lora_linear": "lora",
 }
 
 

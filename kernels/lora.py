@@ -24,6 +24,12 @@ x, read by the forward kernel (x ⊙ keep / (1 − p) is formed in registers) an
 backward kernel; only ``dA`` then needs the dropped x, made as one (M, K) temporary
 in the backward pass (PEFT keeps the same tensor alive from forward to backward).
 
+Without dropout, :func:`lora_linear` does not run these kernels by default: it folds the
+adapter into the weight and runs the vendor GEMM instead (:mod:`fastbert.lora_merged`,
+``strategy="auto"``): on the H100, cuBLAS ran the main product in about half the time of
+this file's Triton GEMM (kernels/README.md; the merged path as a whole awaits a GPU run).
+These kernels are the fast path with dropout, and ``strategy="fused"`` runs them without it.
+
 Gradients for W and b are computed (with plain PyTorch products) only if they
 require grad; in LoRA they do not. Layout (Liger-Kernel's): kernels → launchers
 (``torch.library`` custom ops) → ``torch.autograd.Function`` → :func:`lora_linear`
@@ -34,13 +40,19 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Literal
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-__all__ = ["lora_linear", "lora_linear_reference"]
+from fastbert.lora_merged import check_lora_shapes, merged_lora_linear
+
+__all__ = ["lora_linear", "lora_linear_reference", "merged_lora_linear"]
+
+#: How :func:`lora_linear` computes: see its docstring.
+Strategy = Literal["auto", "merged", "fused"]
 
 if __package__ != "fastbert.kernels":  # a second import under another name would re-register the ops
     raise ImportError(f"import this module as fastbert.kernels.lora, not {__name__}")
@@ -433,39 +445,46 @@ def lora_linear(
     lora_b: Tensor,
     scaling: float,
     dropout_p: float = 0.0,
+    strategy: Strategy = "auto",
 ) -> Tensor:
     """``x Wᵀ + b + scaling · (dropout(x) Aᵀ) Bᵀ`` (PEFT's ``lora.Linear`` forward), fused.
 
     x: (…, K); weight: (N, K); bias: (N,) or None; lora_a: (r, K), r ≤ 128; lora_b: (N, r);
     dropout_p: adapter-input dropout, applied as given (pass 0 in eval). Returns (…, N)
     in x's dtype (weights are cast to it; under autocast everything is cast to the
-    autocast dtype, as ``F.linear`` would). CUDA tensors (or TRITON_INTERPRET=1).
+    autocast dtype, as ``F.linear`` would). The Triton kernel needs CUDA tensors (or
+    TRITON_INTERPRET=1); the merged strategy runs on any device.
     Differentiable in x, lora_a, lora_b (and weight, bias if they require grad).
+
+    strategy: ``"merged"`` folds the adapter into the weight and runs the vendor GEMM
+    (:mod:`fastbert.lora_merged`; needs ``dropout_p == 0``); ``"fused"`` runs the
+    Triton kernel of this module; ``"auto"`` (default) takes ``merged`` without dropout and
+    ``fused`` with it.
     """
+    if strategy not in ("auto", "merged", "fused"):
+        raise ValueError(f"strategy must be 'auto', 'merged' or 'fused', not {strategy!r}")
+    if strategy == "merged" and dropout_p != 0.0:
+        raise ValueError(f"strategy='merged' needs dropout_p == 0 (got {dropout_p}): use 'fused' or 'auto'")
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
     else:
         dtype = x.dtype
     if dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError(f"lora_linear computes in fp16, bf16 or fp32, not {dtype}")
+    check_lora_shapes(x, weight, bias, lora_a, lora_b)
     k = x.shape[-1]
     n, rank = weight.shape[0], lora_a.shape[0]
-    if weight.dim() != 2 or weight.shape[1] != k:
-        raise ValueError(f"weight must be (out_features, {k}), got {tuple(weight.shape)}")
-    if lora_a.dim() != 2 or lora_a.shape[1] != k or lora_b.shape != (n, rank):
-        raise ValueError(
-            f"lora_a must be (r, {k}) and lora_b ({n}, r); got {tuple(lora_a.shape)}, {tuple(lora_b.shape)}"
-        )
-    if bias is not None and bias.shape != (n,):
-        raise ValueError(f"bias must be ({n},), got {tuple(bias.shape)}")
     if not 1 <= rank <= MAX_RANK:
         raise ValueError(f"rank {rank} is outside 1..{MAX_RANK} (use fastbert.lora.LoRALinear)")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    if strategy == "merged" or (strategy == "auto" and dropout_p == 0.0):
+        return merged_lora_linear(x, weight, bias, lora_a, lora_b, scaling)  # vendor GEMMs: any device
     if x.device.type != "cuda" and not _interpreting():
         raise ValueError(
-            f"fastbert.kernels run on CUDA tensors (got {x.device}); on the CPU use lora_linear_reference, "
-            "or TRITON_INTERPRET=1 to run the kernels in Triton's interpreter"
+            f"the fused LoRA kernel runs on CUDA tensors (got {x.device}); on the CPU use "
+            "lora_linear_reference, strategy='merged' without dropout, or TRITON_INTERPRET=1 to run "
+            "the kernel in Triton's interpreter"
         )
     lead = x.shape[:-1]
     x2 = x.reshape(-1, k).to(dtype)

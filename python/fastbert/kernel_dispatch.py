@@ -6,8 +6,11 @@ one can live side by side (the convergence test trains both):
 - attention: ``BertModel.attention_fn`` gets :func:`fastbert.kernels.varlen_attention`,
   which runs on the packed ``(tokens, heads, head_dim)`` layout the model already uses,
   with attention-probability dropout drawn inside the kernel (counter-based Philox);
-- LoRA: every :class:`fastbert.lora.LoRALinear` sets ``fused = True`` and its forward
-  calls :func:`fastbert.kernels.lora_linear` (adapter-input dropout included).
+- LoRA: every :class:`fastbert.lora.LoRALinear` sets ``fused = True``, and while its
+  adapter dropout is active its forward calls :func:`fastbert.kernels.lora_linear`
+  (the dropout drawn as a mask the kernel reads). Without dropout (evaluation,
+  ``lora_dropout = 0``) the layer folds the adapter into the weight on any device
+  (:mod:`fastbert.lora_merged`), kernels on or off.
 
 `kernels_supported` decides whether a device gets them: CUDA with Triton installed.
 On the CPU the model keeps the PyTorch path; Triton's interpreter

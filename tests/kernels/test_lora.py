@@ -21,7 +21,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from fastbert.kernels import lora_linear, lora_linear_reference
+from fastbert.kernels import lora_linear, lora_linear_reference, merged_lora_linear
 from fastbert.kernels.lora import LoRALinearFunction
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -45,9 +45,9 @@ def make(gen, m, k, n, rank, dtype, device, bias=True, lead=()):
     return x, weight, b, a, bb
 
 
-def check(gen, x, weight, bias, a, b, scaling, dtype, keep=None, dropout_p=0.0):
+def check(gen, x, weight, bias, a, b, scaling, dtype, keep=None, dropout_p=0.0, strategy="auto"):
     if keep is None:
-        y = lora_linear(x, weight, bias, a, b, scaling)
+        y = lora_linear(x, weight, bias, a, b, scaling, strategy=strategy)
     else:
         y = LoRALinearFunction.apply(x, weight, bias, a, b, scaling, keep, 1.0 / (1.0 - dropout_p))
     dy = torch.randn(y.shape, generator=gen).to(y)
@@ -76,12 +76,30 @@ SHAPES = {  # (M, K, N, r)
 }
 
 
+@pytest.mark.parametrize("strategy", ["fused", "merged"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_matches_fp64_reference(shape, dtype, device, gen):
+def test_matches_fp64_reference(shape, dtype, strategy, device, gen):
     m, k, n, rank = SHAPES[shape]
     x, weight, bias, a, b = make(gen, m, k, n, rank, dtype, device)
-    check(gen, x, weight, bias, a, b, 2.0, dtype)
+    check(gen, x, weight, bias, a, b, 2.0, dtype, strategy=strategy)
+
+
+def test_auto_strategy_merges_without_dropout_only(device, gen):
+    """``auto`` is the merged path without dropout (same bits), the Triton kernel with it."""
+    x, weight, bias, a, b = (t.detach() for t in make(gen, 23, 40, 24, 8, torch.float32, device))
+    auto = lora_linear(x, weight, bias, a, b, 2.0)
+    assert torch.equal(auto, merged_lora_linear(x, weight, bias, a, b, 2.0))
+    fused = lora_linear(x, weight, bias, a, b, 2.0, strategy="fused")
+    assert not torch.equal(auto, fused), "the two strategies round differently; equal bits mean one ran twice"
+    torch.manual_seed(5)
+    with_dropout = lora_linear(x, weight, bias, a, b, 2.0, dropout_p=0.25)
+    torch.manual_seed(5)
+    assert torch.equal(with_dropout, lora_linear(x, weight, bias, a, b, 2.0, 0.25, strategy="fused"))
+    with pytest.raises(ValueError, match="needs dropout_p == 0"):
+        lora_linear(x, weight, bias, a, b, 2.0, dropout_p=0.1, strategy="merged")
+    with pytest.raises(ValueError, match="strategy must be"):
+        lora_linear(x, weight, bias, a, b, 2.0, strategy="triton")
 
 
 def test_no_bias_and_leading_dims(device, gen):
@@ -196,20 +214,28 @@ def test_bad_inputs_raise_clear_errors(device):
         lora_linear(x.double(), w.double(), None, a.double(), b.double(), 1.0)
 
 
-def test_cpu_tensors_need_the_interpreter(monkeypatch):
+def test_cpu_tensors_need_the_interpreter_for_the_triton_kernel_only(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    x, w = torch.randn(4, 32), torch.randn(16, 32)
+    x, w, a, b = torch.randn(4, 32), torch.randn(16, 32), torch.randn(8, 32), torch.randn(16, 8)
     with pytest.raises(ValueError, match="CUDA tensors"):
-        lora_linear(x, w, None, torch.randn(8, 32), torch.randn(16, 8), 1.0)
+        lora_linear(x, w, None, a, b, 1.0, strategy="fused")
+    with pytest.raises(ValueError, match="CUDA tensors"):
+        lora_linear(x, w, None, a, b, 1.0, dropout_p=0.1)  # auto: dropout takes the Triton kernel
+    merged = lora_linear(x, w, None, a, b, 1.0)  # auto without dropout: vendor GEMMs, no Triton
+    assert (
+        rel_err(merged, lora_linear_reference(x.double(), w.double(), None, a.double(), b.double(), 1.0))
+        < 1e-5
+    )
 
 
 # torch 2.11's dynamo instantiates autograd.Function classes itself and warns about it (not our code).
 @pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
-def test_custom_ops_trace_under_torch_compile(device, gen):
+@pytest.mark.parametrize("strategy", ["fused", "merged"])
+def test_custom_ops_trace_under_torch_compile(strategy, device, gen):
     x, weight, bias, a, b = make(gen, 12, 32, 24, 8, torch.float32, device)
 
     def loss(x, a, b):
-        return (lora_linear(x, weight, bias, a, b, 2.0) ** 2).sum()
+        return (lora_linear(x, weight, bias, a, b, 2.0, strategy=strategy) ** 2).sum()
 
     torch.compile(loss, backend="aot_eager", fullgraph=True)(x, a, b).backward()
     grads = [t.grad.clone() for t in (x, a, b)]
@@ -231,14 +257,14 @@ def test_custom_op_registrations(device, gen):
 
 
 # ------------------------------------------------------------------ GPU only
-def _within_twice_pytorch(gen, m, k, n, rank, dtype, dropout_p=0.0):
+def _within_twice_pytorch(gen, m, k, n, rank, dtype, dropout_p=0.0, strategy="auto"):
     x, weight, bias, a, b = make(gen, m, k, n, rank, dtype, "cuda")
     keep = None
     if dropout_p:
         keep = (torch.rand(m, k, generator=gen) >= dropout_p).to(device="cuda", dtype=torch.uint8)
         y = LoRALinearFunction.apply(x, weight, bias, a, b, 2.0, keep, 1 / (1 - dropout_p))
     else:
-        y = lora_linear(x, weight, bias, a, b, 2.0)
+        y = lora_linear(x, weight, bias, a, b, 2.0, strategy=strategy)
     dy = torch.randn(y.shape, generator=gen).to(y)
     got = (y, *torch.autograd.grad(y, (x, a, b), dy))
     results = []
@@ -255,10 +281,11 @@ def _within_twice_pytorch(gen, m, k, n, rank, dtype, dropout_p=0.0):
 
 
 @requires_cuda
+@pytest.mark.parametrize("strategy", ["fused", "merged"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("shape", [(4096, 768, 768, 8), (1000, 768, 3072, 16), (777, 1024, 1000, 64)])
-def test_gpu_error_within_twice_pytorch(shape, dtype, gen):
-    _within_twice_pytorch(gen, *shape, dtype)
+def test_gpu_error_within_twice_pytorch(shape, dtype, strategy, gen):
+    _within_twice_pytorch(gen, *shape, dtype, strategy=strategy)
 
 
 @requires_cuda
@@ -268,12 +295,14 @@ def test_gpu_dropout_error_within_twice_pytorch(dtype, gen):
 
 
 @requires_cuda
-def test_gpu_bench_size(gen):
+@pytest.mark.parametrize("strategy", ["fused", "merged"])
+def test_gpu_bench_size(strategy, gen):
     """BERT-base query projection at the benchmark's size: 32 × 512 tokens, 768 → 768, r = 8, bf16."""
-    _within_twice_pytorch(gen, 16384, 768, 768, 8, torch.bfloat16)
+    _within_twice_pytorch(gen, 16384, 768, 768, 8, torch.bfloat16, strategy=strategy)
 
 
 @requires_cuda
-def test_gpu_fp32_is_exact_precision(gen):
+@pytest.mark.parametrize("strategy", ["fused", "merged"])
+def test_gpu_fp32_is_exact_precision(strategy, gen):
     x, weight, bias, a, b = make(gen, 3000, 768, 768, 16, torch.float32, "cuda")
-    check(gen, x, weight, bias, a, b, 2.0, torch.float32)
+    check(gen, x, weight, bias, a, b, 2.0, torch.float32, strategy=strategy)
