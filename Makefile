@@ -13,8 +13,8 @@ PYTEST := $(if $(wildcard $(VENV)/bin/pytest),$(VENV)/bin/pytest,pytest)
 export PYO3_PYTHON := $(abspath $(PYTHON))
 # Other engineers share the checkout: serialise builds.
 LOCK := flock /tmp/fastbert-build.lock
-# Python sources to lint (git does not keep an empty benches/).
-PY_DIRS := $(wildcard python tests benches)
+# Python sources to lint (git does not keep an empty benches/). kernels/ is the source of fastbert.kernels.
+PY_DIRS := $(wildcard python tests benches kernels build_backend)
 
 .PHONY: help
 help: ## Show this help
