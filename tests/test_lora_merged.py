@@ -233,3 +233,11 @@ def test_lora_layer_keeps_the_formula_while_dropout_is_active(gen):
     layer.eval()
     full = x @ layer.merged_weight().t() + layer.bias
     assert not torch.allclose(a, full, atol=1e-3), "dropout did nothing"
+
+
+def test_merged_weight_for_saving_predicts_what_the_layer_did(gen):
+    """merged_state_dict (what `save` writes) uses the forward's own merge: equal bits, not merely close."""
+    layer = _lora_layer(gen, 0.1).eval()
+    x = torch.randn(5, 48, generator=gen)
+    saved = torch.nn.functional.linear(x, layer.merged_weight().detach(), layer.bias)
+    assert torch.equal(saved, layer(x))

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from fastbert.dropout import Dropout
-from fastbert.lora_merged import merged_lora_linear
+from fastbert.lora_merged import merged_lora_linear, merged_weight
 
 
 class LoRALinear(nn.Linear):
@@ -65,8 +65,12 @@ class LoRALinear(nn.Linear):
         return super().forward(x) + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
 
     def merged_weight(self) -> Tensor:
-        """W + s · B A: the plain Linear weight that gives the same outputs (without dropout)."""
-        return self.weight + self.scaling * (self.lora_B.weight @ self.lora_A.weight)
+        """W + s · B A: the plain Linear weight that gives the same outputs (without dropout).
+
+        The same arithmetic as the merged forward, so a saved, merged model predicts what
+        the in-memory one did."""
+        w = self.weight
+        return merged_weight(w, self.lora_A.weight, self.lora_B.weight, self.scaling, w.dtype)
 
 
 def add_lora(model: nn.Module, targets: Iterable[str], rank: int, alpha: float, dropout: float) -> list[str]:
