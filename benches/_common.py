@@ -54,6 +54,20 @@ def thread_counts() -> list[int]:
 
 
 # ------------------------------------------------------------------ machine report
+def nvidia_smi(fields: str) -> str:
+    """``nvidia-smi --query-gpu=FIELDS --format=csv,noheader`` (one line per GPU), or "" without it."""
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
 def _git(*args: str) -> str:
     try:
         out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)

@@ -82,15 +82,9 @@ def environment(kernel_source: str) -> dict[str, str]:
     import triton
 
     props = torch.cuda.get_device_properties(0)
-    try:
-        driver = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        driver = "unknown"
+    from _common import nvidia_smi
+
+    driver = nvidia_smi("driver_version") or "unknown"
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=30

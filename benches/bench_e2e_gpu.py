@@ -72,7 +72,6 @@ import json
 import math
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +80,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import nvidia_smi
 from _train_common import (
     child_setup,
     conll_label_names,
@@ -458,15 +458,7 @@ def environment(device: str, threads: int, arch: dict[str, Any], tiny: bool) -> 
         info["triton"] = "not installed"
     info["cuda (torch build)"] = str(torch.version.cuda)
     if device.startswith("cuda"):
-        try:
-            smi = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            ).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            smi = ""
+        smi = nvidia_smi("driver_version")
         info["driver"] = smi.splitlines()[0] if smi else "unknown"
     kind = "tiny BERT (--tiny)" if tiny else "BERT-base"
     info["model"] = (

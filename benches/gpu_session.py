@@ -54,6 +54,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import nvidia_smi
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / ".gpu"
 SHARED_DATA = Path(os.environ.get("FASTBERT_DATA", REPO.parent / "shared" / "data"))
@@ -200,20 +202,7 @@ def _environment(env: dict[str, str]) -> dict[str, str]:
     if done.returncode != 0:
         raise SystemExit(f"importing the installed fastbert failed:\n{done.stderr[-3000:]}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
-    try:
-        smi = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                "--format=csv,noheader",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        smi = "nvidia-smi not available"
-    info["nvidia_smi"] = smi
+    info["nvidia_smi"] = nvidia_smi("name,driver_version,memory.total,clocks.max.sm") or "not available"
     return info
 
 
