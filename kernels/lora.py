@@ -47,7 +47,12 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastbert.lora_merged import check_lora_shapes, merged_lora_linear
+from fastbert.lora_merged import (
+    check_lora_shapes,
+    compute_dtype,
+    merged_lora_linear,
+    merged_lora_linear_checked,
+)
 
 __all__ = ["lora_linear", "lora_linear_reference", "merged_lora_linear"]
 
@@ -465,10 +470,7 @@ def lora_linear(
         raise ValueError(f"strategy must be 'auto', 'merged' or 'fused', not {strategy!r}")
     if strategy == "merged" and dropout_p != 0.0:
         raise ValueError(f"strategy='merged' needs dropout_p == 0 (got {dropout_p}): use 'fused' or 'auto'")
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-    else:
-        dtype = x.dtype
+    dtype = compute_dtype(x)
     if dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError(f"lora_linear computes in fp16, bf16 or fp32, not {dtype}")
     check_lora_shapes(x, weight, bias, lora_a, lora_b)
@@ -479,7 +481,8 @@ def lora_linear(
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     if strategy == "merged" or (strategy == "auto" and dropout_p == 0.0):
-        return merged_lora_linear(x, weight, bias, lora_a, lora_b, scaling)  # vendor GEMMs: any device
+        # Vendor GEMMs, any device; the checks above are the ones merged_lora_linear would make.
+        return merged_lora_linear_checked(x, weight, bias, lora_a, lora_b, scaling, dtype)
     if x.device.type != "cuda" and not _interpreting():
         raise ValueError(
             f"the fused LoRA kernel runs on CUDA tensors (got {x.device}); on the CPU use "

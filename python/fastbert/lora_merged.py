@@ -60,6 +60,13 @@ def check_lora_shapes(x: Tensor, weight: Tensor, bias: Tensor | None, lora_a: Te
         raise ValueError(f"bias must be ({n},), got {tuple(bias.shape)}")
 
 
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a linear layer computes ``x`` in: the autocast dtype under autocast (as ``F.linear``), else x's."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 def merged_weight(
     weight: Tensor, lora_a: Tensor, lora_b: Tensor, scaling: float, dtype: torch.dtype
 ) -> Tensor:
@@ -83,12 +90,10 @@ class MergedLoRALinearFunction(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             w_eff = merged_weight(weight, lora_a, lora_b, scaling, dtype)
             y = F.linear(x, w_eff, bias.to(dtype) if bias is not None else None)
-            b_lo = lora_b.to(dtype)
+            b_lo = lora_b.to(dtype) if need_a else None
             # x Aᵀ now, while x is still in cache from the GEMM above; dB needs it.
             xa = x @ lora_a.to(dtype).t() if need_b else None
-        ctx.save_for_backward(
-            x if (need_a or need_w) else None, w_eff if need_x else None, b_lo if need_a else None, xa
-        )
+        ctx.save_for_backward(x if (need_a or need_w) else None, w_eff if need_x else None, b_lo, xa)
         ctx.scaling = scaling
         ctx.dtypes = (weight.dtype, bias.dtype if bias is not None else None, lora_a.dtype, lora_b.dtype)
         return y
@@ -126,13 +131,24 @@ def merged_lora_linear(
     Any device, any rank; differentiable in x, lora_a, lora_b (and weight, bias if they
     require grad).
     """
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-    else:
-        dtype = x.dtype
+    dtype = compute_dtype(x)
     if not dtype.is_floating_point:
         raise ValueError(f"merged_lora_linear computes in a floating-point dtype, not {dtype}")
     check_lora_shapes(x, weight, bias, lora_a, lora_b)
+    return merged_lora_linear_checked(x, weight, bias, lora_a, lora_b, scaling, dtype)
+
+
+def merged_lora_linear_checked(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_a: Tensor,
+    lora_b: Tensor,
+    scaling: float,
+    dtype: torch.dtype,
+) -> Tensor:
+    """:func:`merged_lora_linear` for a caller that has checked the shapes and resolved ``dtype``
+    (``fastbert.kernels.lora_linear``), so that a layer call checks its arguments once."""
     k, n = x.shape[-1], weight.shape[0]
     lead = x.shape[:-1]
     x2 = x.reshape(-1, k).to(dtype)
