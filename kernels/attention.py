@@ -97,6 +97,51 @@ def _dropout_keep(seed, bh, q_idx, k_idx, max_seqlen, dropout_p):
 
 
 @triton.jit
+def _attn_fwd_step(
+    acc, l_i, m_i, q, k_base, v_base, cols, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
+    seed, bh, rows, max_seqlen, dropout_p,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, MASK_COLS: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """One key/value block of the online softmax: returns the updated (acc, l_i, m_i).
+
+    ``MASK_COLS`` is set only for a sequence's last, partial block; every full block
+    runs without the bounds checks and the −inf fill, which are a select per score
+    and masked loads on the loop's critical path. Scores stay unscaled until
+    ``exp2(s · qk_scale − m)``, one fused multiply-add per score; the row maximum is
+    taken on the raw scores and scaled once per row (equal, since qk_scale > 0 and
+    rounding is monotonic).
+    """
+    if MASK_COLS:
+        col_ok = cols < seqlen
+        kv_mask = col_ok[:, None] & mask_d[None, :]
+        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask, other=0.0)
+    elif HEAD_DIM == BLOCK_D:
+        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :])
+    else:
+        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+    s = _mm(q, tl.trans(k), DOT_PRECISION, UPCAST)  # (BLOCK_M, BLOCK_N), unscaled
+    if MASK_COLS:
+        s = tl.where(col_ok[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s * qk_scale - m_new[:, None])
+    # The normaliser sums the probabilities before dropout: softmax first, then drop.
+    l_i = l_i * alpha + tl.sum(p, 1)
+    if HAS_DROPOUT:
+        keep = _dropout_keep(seed, bh, rows[:, None], cols[None, :], max_seqlen, dropout_p)
+        p = tl.where(keep, p, 0.0)
+    if MASK_COLS:
+        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
+    elif HEAD_DIM == BLOCK_D:
+        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :])
+    else:
+        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+    acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, DOT_PRECISION, UPCAST)
+    return acc, l_i, m_new
+
+
+@triton.jit
 def _attn_fwd_kernel(
     Q, K, V, Out, LSE, CU_SEQLENS, SEED,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
@@ -108,7 +153,9 @@ def _attn_fwd_kernel(
     """Grid (cdiv(L, BLOCK_M), B, h). Writes O rows [m·BLOCK_M, …) of one sequence·head and their LSE.
 
     Scores are kept in log2 units (``qk_scale`` = softmax scale · log2 e) so that the
-    exponentials are ``exp2``; ``LSE`` is stored in the same units.
+    exponentials are ``exp2``; ``LSE`` is stored in the same units. The key blocks that
+    lie wholly inside the sequence run unmasked; a partial last block, masked
+    (:func:`_attn_fwd_step`).
     """
     pid_m = tl.program_id(0)
     seq = tl.program_id(1)
@@ -131,6 +178,8 @@ def _attn_fwd_kernel(
         mask=row_ok[:, None] & mask_d[None, :],
         other=0.0,
     )
+    seed = 0
+    bh = 0
     if HAS_DROPOUT:
         seed = tl.load(SEED)
         bh = seq * nheads + head
@@ -138,24 +187,19 @@ def _attn_fwd_kernel(
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    for start_n in range(0, seqlen, BLOCK_N):
-        cols = start_n + offs_n
-        col_ok = cols < seqlen
-        kv_mask = col_ok[:, None] & mask_d[None, :]
-        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask, other=0.0)
-        s = _mm(q, tl.trans(k), DOT_PRECISION, UPCAST) * qk_scale  # (BLOCK_M, BLOCK_N)
-        s = tl.where(col_ok[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        # The normaliser sums the probabilities before dropout: softmax first, then drop.
-        l_i = l_i * alpha + tl.sum(p, 1)
-        if HAS_DROPOUT:
-            keep = _dropout_keep(seed, bh, offs_m[:, None], cols[None, :], max_seqlen, dropout_p)
-            p = tl.where(keep, p, 0.0)
-        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
-        acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, DOT_PRECISION, UPCAST)
-        m_i = m_new
+    full_end = (seqlen // BLOCK_N) * BLOCK_N
+    for start_n in range(0, full_end, BLOCK_N):
+        acc, l_i, m_i = _attn_fwd_step(
+            acc, l_i, m_i, q, k_base, v_base, start_n + offs_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
+            qk_scale, seed, bh, offs_m, max_seqlen, dropout_p,
+            HEAD_DIM, BLOCK_D, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
+    if full_end < seqlen:
+        acc, l_i, m_i = _attn_fwd_step(
+            acc, l_i, m_i, q, k_base, v_base, full_end + offs_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
+            qk_scale, seed, bh, offs_m, max_seqlen, dropout_p,
+            HEAD_DIM, BLOCK_D, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
 
     acc = acc / l_i[:, None]
     if HAS_DROPOUT:
