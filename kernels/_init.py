@@ -39,6 +39,7 @@ _LAZY = {
     "varlen_attention_reference": "attention",
     "padded_attention_reference": "attention",
     "attention_dropout_mask": "attention",
+    "attention_dropout_mask_reference": "attention",
     "unpad_input": "attention",
     "pad_input": "attention",
     "lora_linear": "lora",

@@ -16,11 +16,13 @@ blocks, then dQ for the query block of the same index over all key blocks.
 It recomputes the scores twice (7 block products instead of 5) but needs no
 atomics, so gradients are deterministic.
 
-Attention-probability dropout is fused: a counter-based Philox stream
-(``tl.rand``) keyed by a per-call seed drawn from PyTorch's generator, with the
-counter ``(sequence·h + head) << 32 | (query·L + key)`` (positions local to the
-sequence), so the backward pass regenerates the same mask without storing it.
-:func:`attention_dropout_mask` materialises that mask for tests.
+Attention-probability dropout is fused: a counter-based Philox4x32-10 stream
+(``tl.randint4x``) keyed by a per-call seed drawn from PyTorch's generator, one call
+for 8 consecutive keys of a query (16 random bits each), with the counter
+``(sequence·h + head) << 32 | (query·⌈L/8⌉ + key // 8)`` (positions local to the
+sequence), so the backward pass regenerates the same mask without storing it
+(:func:`_dropout_keep`). :func:`attention_dropout_mask` materialises that mask for
+tests, and :func:`attention_dropout_mask_reference` computes it in NumPy.
 
 All arithmetic accumulates in fp32. fp16/bf16 inputs use the tensor cores; fp32
 inputs use full-precision ``ieee`` products unless
@@ -48,6 +50,7 @@ from torch import Tensor
 
 __all__ = [
     "attention_dropout_mask",
+    "attention_dropout_mask_reference",
     "pad_input",
     "padded_attention",
     "padded_attention_reference",
@@ -85,22 +88,52 @@ def _head_mask(offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
-def _dropout_keep(seed, bh, q_idx, k_idx, max_seqlen, dropout_p):
-    """Keep-mask for scores (query ``q_idx``, key ``k_idx``) of sequence·head ``bh``; shapes broadcast.
+def _dropout_threshold(dropout_p):
+    """``dropout_p`` in units of 2⁻¹⁶: a probability survives where its 16-bit uniform is ≥ this."""
+    return (tl.to_tensor(dropout_p) * 65536.0 + 0.5).to(tl.uint32)
 
-    Philox counter: high word ``bh``, low word ``q_idx * max_seqlen + k_idx`` (< 2**31,
-    checked by the launcher). Forward, backward and :func:`attention_dropout_mask`
-    call this same function, so they agree bit for bit.
+
+@triton.jit
+def _uint16_pair_ok(r, threshold):
+    """The two 16-bit halves of the 32-bit random block ``r``, each compared with ``threshold``."""
+    r = r.to(tl.uint32, bitcast=True)
+    return (r & 0xFFFF) >= threshold, (r >> 16) >= threshold
+
+
+@triton.jit
+def _dropout_keep(seed, bh, rows, col0, max_seqlen, threshold, BLOCK_N: tl.constexpr):
+    """Keep-mask (len(rows), BLOCK_N) for queries ``rows`` and keys ``col0 …`` of sequence·head ``bh``.
+
+    One Philox call (``tl.randint4x``: 4 × 32 random bits) serves 8 consecutive keys
+    of a query, 16 bits each: keys ``8g … 8g+7`` of query ``q`` use the counter with
+    high word ``bh`` and low word ``q · ⌈L/8⌉ + g``, key ``8g + j`` its ``j``-th 16-bit
+    half-word. Drawing one Philox per score (``tl.rand``) cost about 60 instructions a
+    score; this is 8× fewer. ``col0`` must be a multiple of 8 (every key block is).
+    The mask depends only on (seed, bh, query, key), not on the tiling, so forward,
+    backward (which tiles differently) and :func:`attention_dropout_mask` agree bit for
+    bit. The price of 16-bit uniforms: p is rounded to a multiple of 2⁻¹⁶.
     """
-    offsets = (q_idx * max_seqlen + k_idx).to(tl.int64) + (bh.to(tl.int64) << 32)
-    return tl.rand(seed, offsets) >= dropout_p
+    tl.static_assert(BLOCK_N % 8 == 0)
+    groups = col0 // 8 + tl.arange(0, BLOCK_N // 8)
+    groups_per_row = (max_seqlen + 7) // 8
+    offsets = rows.to(tl.int64)[:, None] * groups_per_row + groups[None, :] + (bh.to(tl.int64) << 32)
+    r0, r1, r2, r3 = tl.randint4x(seed, offsets)
+    u0, u1 = _uint16_pair_ok(r0, threshold)
+    u2, u3 = _uint16_pair_ok(r1, threshold)
+    u4, u5 = _uint16_pair_ok(r2, threshold)
+    u6, u7 = _uint16_pair_ok(r3, threshold)
+    # Column 8g + j takes u_j[:, g]: interleave(E, O) puts E's columns at the even places,
+    # O's at the odd ones, so two levels more spread u0 … u7 in order.
+    even = tl.interleave(tl.interleave(u0, u4), tl.interleave(u2, u6))
+    odd = tl.interleave(tl.interleave(u1, u5), tl.interleave(u3, u7))
+    return tl.interleave(even, odd)
 
 
 @triton.jit
 def _attn_fwd_step(
-    acc, l_i, m_i, q, k_base, v_base, cols, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
-    seed, bh, rows, max_seqlen, dropout_p,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, MASK_COLS: tl.constexpr,
+    acc, l_i, m_i, q, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
+    seed, bh, rows, max_seqlen, threshold,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, MASK_COLS: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     """One key/value block of the online softmax: returns the updated (acc, l_i, m_i).
@@ -112,6 +145,7 @@ def _attn_fwd_step(
     taken on the raw scores and scaled once per row (equal, since qk_scale > 0 and
     rounding is monotonic).
     """
+    cols = col0 + tl.arange(0, BLOCK_N)
     if MASK_COLS:
         col_ok = cols < seqlen
         kv_mask = col_ok[:, None] & mask_d[None, :]
@@ -129,8 +163,7 @@ def _attn_fwd_step(
     # The normaliser sums the probabilities before dropout: softmax first, then drop.
     l_i = l_i * alpha + tl.sum(p, 1)
     if HAS_DROPOUT:
-        keep = _dropout_keep(seed, bh, rows[:, None], cols[None, :], max_seqlen, dropout_p)
-        p = tl.where(keep, p, 0.0)
+        p = tl.where(_dropout_keep(seed, bh, rows, col0, max_seqlen, threshold, BLOCK_N), p, 0.0)
     if MASK_COLS:
         v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
     elif HEAD_DIM == BLOCK_D:
@@ -165,7 +198,6 @@ def _attn_fwd_kernel(
     if pid_m * BLOCK_M >= seqlen:
         return
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     mask_d = _head_mask(offs_d, HEAD_DIM, BLOCK_D)
     row_ok = offs_m < seqlen
@@ -180,9 +212,11 @@ def _attn_fwd_kernel(
     )
     seed = 0
     bh = 0
+    threshold = 0
     if HAS_DROPOUT:
         seed = tl.load(SEED)
         bh = seq * nheads + head
+        threshold = _dropout_threshold(dropout_p)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -190,15 +224,15 @@ def _attn_fwd_kernel(
     full_end = (seqlen // BLOCK_N) * BLOCK_N
     for start_n in range(0, full_end, BLOCK_N):
         acc, l_i, m_i = _attn_fwd_step(
-            acc, l_i, m_i, q, k_base, v_base, start_n + offs_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
-            qk_scale, seed, bh, offs_m, max_seqlen, dropout_p,
-            HEAD_DIM, BLOCK_D, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+            acc, l_i, m_i, q, k_base, v_base, start_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
+            qk_scale, seed, bh, offs_m, max_seqlen, threshold,
+            HEAD_DIM, BLOCK_D, BLOCK_N, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
         )  # fmt: skip
     if full_end < seqlen:
         acc, l_i, m_i = _attn_fwd_step(
-            acc, l_i, m_i, q, k_base, v_base, full_end + offs_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
-            qk_scale, seed, bh, offs_m, max_seqlen, dropout_p,
-            HEAD_DIM, BLOCK_D, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+            acc, l_i, m_i, q, k_base, v_base, full_end, seqlen, offs_d, mask_d, stride_kt, stride_vt,
+            qk_scale, seed, bh, offs_m, max_seqlen, threshold,
+            HEAD_DIM, BLOCK_D, BLOCK_N, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
         )  # fmt: skip
 
     acc = acc / l_i[:, None]
@@ -268,6 +302,7 @@ def _attn_bwd_kernel(
     if HAS_DROPOUT:
         seed = tl.load(SEED)
         bh = seq * nheads + head
+        threshold = _dropout_threshold(dropout_p)
         keep_scale = 1.0 / (1.0 - dropout_p)
 
     # ---- part 1: dK, dV of one key block
@@ -291,7 +326,7 @@ def _attn_bwd_kernel(
         p_t = tl.exp2(s_t - lse[None, :])
         dp_t = _mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
-            keep_t = _dropout_keep(seed, bh, rows[None, :], offs_n[:, None], max_seqlen, dropout_p)
+            keep_t = tl.trans(_dropout_keep(seed, bh, rows, pid * BLOCK_N1, max_seqlen, threshold, BLOCK_N1))
             p_drop_t = tl.where(keep_t, p_t * keep_scale, 0.0)
             dp_t = tl.where(keep_t, dp_t * keep_scale, 0.0)
         else:
@@ -329,7 +364,7 @@ def _attn_bwd_kernel(
         p = tl.where(col_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
         dp = _mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
-            keep = _dropout_keep(seed, bh, offs_m[:, None], cols[None, :], max_seqlen, dropout_p)
+            keep = _dropout_keep(seed, bh, offs_m, start_n, max_seqlen, threshold, BLOCK_N2)
             dp = tl.where(keep, dp * keep_scale, 0.0)
         ds = p * (dp - delta[:, None])
         dq += _mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
@@ -356,7 +391,7 @@ def _dropout_mask_kernel(
     base = MASK + bh.to(tl.int64) * max_seqlen * max_seqlen
     for start_n in range(0, max_seqlen, BLOCK_N):
         cols = start_n + tl.arange(0, BLOCK_N)
-        keep = _dropout_keep(seed, bh, rows[:, None], cols[None, :], max_seqlen, dropout_p)
+        keep = _dropout_keep(seed, bh, rows, start_n, max_seqlen, _dropout_threshold(dropout_p), BLOCK_N)
         valid = (rows[:, None] < seqlen) & (cols[None, :] < seqlen)
         in_bounds = (rows[:, None] < max_seqlen) & (cols[None, :] < max_seqlen)
         tl.store(
@@ -479,8 +514,8 @@ def _check(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, max_seqlen: int,
         )
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
-    if dropout_p > 0 and max_seqlen * max_seqlen >= 2**31:
-        raise ValueError(f"attention dropout supports max_seqlen < 46341, got {max_seqlen}")
+    if dropout_p > 0 and max_seqlen * ((max_seqlen + 7) // 8) >= 2**32:  # the Philox counter's low word
+        raise ValueError(f"attention dropout supports max_seqlen ≤ 185360, got {max_seqlen}")
 
 
 def _last_dim_contiguous(t: Tensor) -> Tensor:
@@ -757,6 +792,53 @@ def varlen_attention_reference(
             probs = probs * dropout_mask[b, :, :n, :n].to(probs.dtype) / (1.0 - dropout_p)
         outs.append(torch.einsum("hqk,khd->qhd", probs, v[s:e]))
     return torch.cat(outs) if outs else q.new_zeros(q.shape)
+
+
+def attention_dropout_mask_reference(
+    cu_seqlens: Tensor, nheads: int, max_seqlen: int, dropout_p: float, seed: Tensor
+) -> Tensor:
+    """:func:`attention_dropout_mask` computed in NumPy from the Philox4x32-10 definition (the kernels' contract).
+
+    Written out from Salmon et al. 2011 as Triton's ``tl.randint4x`` implements it
+    (key = the seed's two 32-bit words; counter = (offset low word, offset high word,
+    0, 0)), then the mapping :func:`_dropout_keep` documents: the probability of
+    query q for key k = 8g + j in sequence·head bh survives where the j-th 16-bit
+    half-word of Philox(counter = bh·2³² + q·⌈L/8⌉ + g) is ≥ round(p·2¹⁶) (p in fp32,
+    as the kernels receive it). Returns (B, h, L, L) bool, False outside each sequence.
+    """
+    import numpy as np
+
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).cpu().tolist()
+    batch, length = len(lengths), max_seqlen
+    seed_value = int(seed.item()) % 2**64
+    threshold = int(np.float32(dropout_p) * np.float32(65536.0) + np.float32(0.5))
+    bh = np.arange(batch * nheads, dtype=np.uint64)[:, None, None]
+    q_idx = np.arange(length, dtype=np.uint64)[None, :, None]
+    k_idx = np.arange(length, dtype=np.uint64)[None, None, :]
+    low = q_idx * np.uint64((length + 7) // 8) + k_idx // np.uint64(8)
+    word = np.uint64(0xFFFFFFFF)
+    c0, c1 = np.broadcast_to(low & word, (batch * nheads, length, length)), bh + 0 * low
+    c2 = c3 = np.zeros_like(c0)
+    k0, k1 = np.uint64(seed_value & 0xFFFFFFFF), np.uint64(seed_value >> 32)
+    round_a, round_b = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+    for _ in range(10):
+        prod_b, prod_a = round_b * c2, round_a * c0  # < 2⁶⁴: exact in uint64
+        c0, c1, c2, c3 = (
+            (prod_b >> np.uint64(32)) ^ c1 ^ k0,
+            prod_b & word,
+            (prod_a >> np.uint64(32)) ^ c3 ^ k1,
+            prod_a & word,
+        )
+        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & word, (k1 + np.uint64(0xBB67AE85)) & word
+    j = (k_idx % np.uint64(8)).astype(np.int64)
+    words = np.stack([c0, c1, c2, c3])  # the 4 × 32 bits of each counter
+    picked = np.take_along_axis(words, np.broadcast_to(j // 2, c0.shape)[None], 0)[0]
+    half = (picked >> (np.uint64(16) * (j % 2).astype(np.uint64))) & np.uint64(0xFFFF)
+    keep = torch.from_numpy(half >= threshold).view(batch, nheads, length, length)
+    inside = torch.zeros(batch, 1, length, length, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        inside[b, :, :n, :n] = True
+    return (keep & inside).to(cu_seqlens.device)
 
 
 def padded_attention_reference(

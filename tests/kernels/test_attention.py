@@ -28,6 +28,7 @@ pytest.importorskip("triton")
 
 from fastbert.kernels import (
     attention_dropout_mask,
+    attention_dropout_mask_reference,
     pad_input,
     padded_attention,
     padded_attention_reference,
@@ -163,6 +164,31 @@ def test_dropout_mask_rate_and_seeds(device, gen):
     assert torch.equal(mask, again)
     assert not torch.equal(mask, other)
     assert not torch.equal(mask[:, 0], mask[:, 1]), "heads share a mask"
+
+
+def test_dropout_mask_is_the_documented_philox_stream(device, gen):
+    """The kernels' mask equals the NumPy Philox4x32-10 reference bit for bit: 8 keys per
+    Philox call, 16 bits each, in the documented order (a swapped half-word fails)."""
+    lengths = [*torch.randint(1, 40, (2,), generator=gen).tolist(), 1, 24]
+    max_seqlen = max(lengths) + int(torch.randint(0, 5, (1,), generator=gen))  # a loose bound is allowed
+    cu = make_cu(lengths, device)
+    seed = torch.randint(2**32, 2**62, (1,), generator=gen).to(device)
+    for p in (0.1, float(torch.rand((), generator=gen)) * 0.9 + 0.05):
+        got = attention_dropout_mask(cu, 3, max_seqlen, p, seed)
+        want = attention_dropout_mask_reference(cu, 3, max_seqlen, p, seed)
+        assert got.shape == want.shape == (len(lengths), 3, max_seqlen, max_seqlen)
+        assert torch.equal(got.cpu(), want.cpu()), f"p={p}: {(got.cpu() != want.cpu()).sum()} entries differ"
+
+
+def test_dropout_rate_is_even_across_the_eight_keys_of_a_philox_call(device, gen):
+    """Each of the 8 half-words a Philox call gives keeps at 1 − p, and neighbours are independent."""
+    n, p = 256, 0.3
+    seed = torch.randint(2**32, 2**62, (1,), generator=gen).to(device)
+    mask = attention_dropout_mask(make_cu([n], device), 2, n, p, seed).cpu().view(2 * n, n // 8, 8).double()
+    rates = mask.mean((0, 1))  # 16384 draws each: standard deviation 0.0036
+    assert (rates - (1 - p)).abs().max() < 5 * 0.0036, rates
+    both = (mask[..., :-1] * mask[..., 1:]).mean((0, 1))  # adjacent half-words of one call
+    assert (both - (1 - p) ** 2).abs().max() < 5 * 0.0039, both
 
 
 def test_dropout_follows_torch_manual_seed(device, gen):
