@@ -21,7 +21,7 @@ Attention-probability dropout is fused: a counter-based Philox4x32-10 stream
 for 8 consecutive keys of a query (16 random bits each), with the counter
 ``(sequence·h + head) << 32 | (query·⌈L/8⌉ + key // 8)`` (positions local to the
 sequence), so the backward pass regenerates the same mask without storing it
-(:func:`_dropout_keep`). :func:`attention_dropout_mask` materialises that mask for
+(:mod:`fastbert.kernels.dropout_rng`). :func:`attention_dropout_mask` materialises that mask for
 tests, and :func:`attention_dropout_mask_reference` computes it in NumPy.
 
 All arithmetic accumulates in fp32. fp16/bf16 inputs use the tensor cores; fp32
@@ -42,11 +42,14 @@ import itertools
 import math
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
 from torch import Tensor
+
+from fastbert.kernels.dropout_rng import draw_seed, dropout_threshold, keep_mask, keep_mask_reference
 
 __all__ = [
     "attention_dropout_mask",
@@ -88,48 +91,6 @@ def _head_mask(offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
-def _dropout_threshold(dropout_p):
-    """``dropout_p`` in units of 2⁻¹⁶: a probability survives where its 16-bit uniform is ≥ this."""
-    return (tl.to_tensor(dropout_p) * 65536.0 + 0.5).to(tl.uint32)
-
-
-@triton.jit
-def _uint16_pair_ok(r, threshold):
-    """The two 16-bit halves of the 32-bit random block ``r``, each compared with ``threshold``."""
-    r = r.to(tl.uint32, bitcast=True)
-    return (r & 0xFFFF) >= threshold, (r >> 16) >= threshold
-
-
-@triton.jit
-def _dropout_keep(seed, bh, rows, col0, max_seqlen, threshold, BLOCK_N: tl.constexpr):
-    """Keep-mask (len(rows), BLOCK_N) for queries ``rows`` and keys ``col0 …`` of sequence·head ``bh``.
-
-    One Philox call (``tl.randint4x``: 4 × 32 random bits) serves 8 consecutive keys
-    of a query, 16 bits each: keys ``8g … 8g+7`` of query ``q`` use the counter with
-    high word ``bh`` and low word ``q · ⌈L/8⌉ + g``, key ``8g + j`` its ``j``-th 16-bit
-    half-word. Drawing one Philox per score (``tl.rand``) cost about 60 instructions a
-    score; this is 8× fewer. ``col0`` must be a multiple of 8 (every key block is).
-    The mask depends only on (seed, bh, query, key), not on the tiling, so forward,
-    backward (which tiles differently) and :func:`attention_dropout_mask` agree bit for
-    bit. The price of 16-bit uniforms: p is rounded to a multiple of 2⁻¹⁶.
-    """
-    tl.static_assert(BLOCK_N % 8 == 0)
-    groups = col0 // 8 + tl.arange(0, BLOCK_N // 8)
-    groups_per_row = (max_seqlen + 7) // 8
-    offsets = rows.to(tl.int64)[:, None] * groups_per_row + groups[None, :] + (bh.to(tl.int64) << 32)
-    r0, r1, r2, r3 = tl.randint4x(seed, offsets)
-    u0, u1 = _uint16_pair_ok(r0, threshold)
-    u2, u3 = _uint16_pair_ok(r1, threshold)
-    u4, u5 = _uint16_pair_ok(r2, threshold)
-    u6, u7 = _uint16_pair_ok(r3, threshold)
-    # Column 8g + j takes u_j[:, g]: interleave(E, O) puts E's columns at the even places,
-    # O's at the odd ones, so two levels more spread u0 … u7 in order.
-    even = tl.interleave(tl.interleave(u0, u4), tl.interleave(u2, u6))
-    odd = tl.interleave(tl.interleave(u1, u5), tl.interleave(u3, u7))
-    return tl.interleave(even, odd)
-
-
-@triton.jit
 def _attn_fwd_step(
     acc, l_i, m_i, q, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
     seed, bh, rows, max_seqlen, threshold,
@@ -163,7 +124,7 @@ def _attn_fwd_step(
     # The normaliser sums the probabilities before dropout: softmax first, then drop.
     l_i = l_i * alpha + tl.sum(p, 1)
     if HAS_DROPOUT:
-        p = tl.where(_dropout_keep(seed, bh, rows, col0, max_seqlen, threshold, BLOCK_N), p, 0.0)
+        p = tl.where(keep_mask(seed, bh, rows, col0, max_seqlen, threshold, BLOCK_N), p, 0.0)
     if MASK_COLS:
         v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
     elif HEAD_DIM == BLOCK_D:
@@ -216,7 +177,7 @@ def _attn_fwd_kernel(
     if HAS_DROPOUT:
         seed = tl.load(SEED)
         bh = seq * nheads + head
-        threshold = _dropout_threshold(dropout_p)
+        threshold = dropout_threshold(dropout_p)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -302,7 +263,7 @@ def _attn_bwd_kernel(
     if HAS_DROPOUT:
         seed = tl.load(SEED)
         bh = seq * nheads + head
-        threshold = _dropout_threshold(dropout_p)
+        threshold = dropout_threshold(dropout_p)
         keep_scale = 1.0 / (1.0 - dropout_p)
 
     # ---- part 1: dK, dV of one key block
@@ -326,7 +287,7 @@ def _attn_bwd_kernel(
         p_t = tl.exp2(s_t - lse[None, :])
         dp_t = _mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
-            keep_t = tl.trans(_dropout_keep(seed, bh, rows, pid * BLOCK_N1, max_seqlen, threshold, BLOCK_N1))
+            keep_t = tl.trans(keep_mask(seed, bh, rows, pid * BLOCK_N1, max_seqlen, threshold, BLOCK_N1))
             p_drop_t = tl.where(keep_t, p_t * keep_scale, 0.0)
             dp_t = tl.where(keep_t, dp_t * keep_scale, 0.0)
         else:
@@ -364,7 +325,7 @@ def _attn_bwd_kernel(
         p = tl.where(col_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
         dp = _mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
-            keep = _dropout_keep(seed, bh, offs_m, start_n, max_seqlen, threshold, BLOCK_N2)
+            keep = keep_mask(seed, bh, offs_m, start_n, max_seqlen, threshold, BLOCK_N2)
             dp = tl.where(keep, dp * keep_scale, 0.0)
         ds = p * (dp - delta[:, None])
         dq += _mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
@@ -391,7 +352,7 @@ def _dropout_mask_kernel(
     base = MASK + bh.to(tl.int64) * max_seqlen * max_seqlen
     for start_n in range(0, max_seqlen, BLOCK_N):
         cols = start_n + tl.arange(0, BLOCK_N)
-        keep = _dropout_keep(seed, bh, rows, start_n, max_seqlen, _dropout_threshold(dropout_p), BLOCK_N)
+        keep = keep_mask(seed, bh, rows, start_n, max_seqlen, dropout_threshold(dropout_p), BLOCK_N)
         valid = (rows[:, None] < seqlen) & (cols[None, :] < seqlen)
         in_bounds = (rows[:, None] < max_seqlen) & (cols[None, :] < max_seqlen)
         tl.store(
@@ -619,15 +580,6 @@ def _(dout, q, k, v, out, lse, cu_seqlens, max_seqlen, dropout_p, softmax_scale,
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 
-def _draw_seed(device: torch.device) -> Tensor:
-    """A (1,) int64 Philox seed from PyTorch's generator for ``device`` (so torch.manual_seed governs dropout).
-
-    Drawn on the device, without a host sync; kept ≥ 2**32 so that Triton always sees a
-    64-bit seed (one compiled variant) with 62 random bits.
-    """
-    return torch.randint(2**32, 2**62, (1,), device=device, dtype=torch.int64)
-
-
 # ============================================================================ autograd
 class VarlenAttentionFunction(torch.autograd.Function):
     """Differentiable wrapper of the two custom ops; see :func:`varlen_attention`.
@@ -686,7 +638,7 @@ def varlen_attention(
     _check(q, k, v, cu_seqlens, max_seqlen, dropout_p)
     scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else float(softmax_scale)
     if dropout_p > 0.0 and seed is None:
-        seed = _draw_seed(q.device)
+        seed = draw_seed(q.device)
     if dropout_p == 0.0:
         seed = None
     return VarlenAttentionFunction.apply(q, k, v, cu_seqlens, int(max_seqlen), float(dropout_p), scale, seed)
@@ -799,43 +751,16 @@ def attention_dropout_mask_reference(
 ) -> Tensor:
     """:func:`attention_dropout_mask` computed in NumPy from the Philox4x32-10 definition (the kernels' contract).
 
-    Written out from Salmon et al. 2011 as Triton's ``tl.randint4x`` implements it
-    (key = the seed's two 32-bit words; counter = (offset low word, offset high word,
-    0, 0)), then the mapping :func:`_dropout_keep` documents: the probability of
-    query q for key k = 8g + j in sequence·head bh survives where the j-th 16-bit
-    half-word of Philox(counter = bh·2³² + q·⌈L/8⌉ + g) is ≥ round(p·2¹⁶) (p in fp32,
-    as the kernels receive it). Returns (B, h, L, L) bool, False outside each sequence.
+    Stream ``sequence·h + head``, rows = queries, columns = keys, row pitch ``max_seqlen``
+    (:func:`fastbert.kernels.dropout_rng.keep_mask_reference`). Returns (B, h, L, L) bool,
+    False outside each sequence.
     """
-    import numpy as np
-
     lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).cpu().tolist()
-    batch, length = len(lengths), max_seqlen
-    seed_value = int(seed.item()) % 2**64
-    threshold = int(np.float32(dropout_p) * np.float32(65536.0) + np.float32(0.5))
-    bh = np.arange(batch * nheads, dtype=np.uint64)[:, None, None]
-    q_idx = np.arange(length, dtype=np.uint64)[None, :, None]
-    k_idx = np.arange(length, dtype=np.uint64)[None, None, :]
-    low = q_idx * np.uint64((length + 7) // 8) + k_idx // np.uint64(8)
-    word = np.uint64(0xFFFFFFFF)
-    c0, c1 = np.broadcast_to(low & word, (batch * nheads, length, length)), bh + 0 * low
-    c2 = c3 = np.zeros_like(c0)
-    k0, k1 = np.uint64(seed_value & 0xFFFFFFFF), np.uint64(seed_value >> 32)
-    round_a, round_b = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
-    for _ in range(10):
-        prod_b, prod_a = round_b * c2, round_a * c0  # < 2⁶⁴: exact in uint64
-        c0, c1, c2, c3 = (
-            (prod_b >> np.uint64(32)) ^ c1 ^ k0,
-            prod_b & word,
-            (prod_a >> np.uint64(32)) ^ c3 ^ k1,
-            prod_a & word,
-        )
-        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & word, (k1 + np.uint64(0xBB67AE85)) & word
-    j = (k_idx % np.uint64(8)).astype(np.int64)
-    words = np.stack([c0, c1, c2, c3])  # the 4 × 32 bits of each counter
-    picked = np.take_along_axis(words, np.broadcast_to(j // 2, c0.shape)[None], 0)[0]
-    half = (picked >> (np.uint64(16) * (j % 2).astype(np.uint64))) & np.uint64(0xFFFF)
-    keep = torch.from_numpy(half >= threshold).view(batch, nheads, length, length)
-    inside = torch.zeros(batch, 1, length, length, dtype=torch.bool)
+    batch = len(lengths)
+    streams = np.arange(batch * nheads)
+    keep = keep_mask_reference(int(seed.item()), streams, max_seqlen, max_seqlen, dropout_p)
+    keep = torch.from_numpy(keep).view(batch, nheads, max_seqlen, max_seqlen)
+    inside = torch.zeros(batch, 1, max_seqlen, max_seqlen, dtype=torch.bool)
     for b, n in enumerate(lengths):
         inside[b, :, :n, :n] = True
     return (keep & inside).to(cu_seqlens.device)
