@@ -8,13 +8,16 @@ forward+backward (dx, dA, dB; W frozen) of:
 - ``peft``: ``peft.tuners.lora.Linear`` (``get_peft_model``), the usual way;
 - ``fastbert_eager``: ``fastbert.lora.LoRALinear`` on PEFT's formula (kernels off, no merging);
 - ``fused``: ``fastbert.kernels.lora_linear(..., strategy="fused")``, one Triton kernel forward,
-  one + two small GEMMs backward — what the trainer runs with adapter dropout;
+  one + two small GEMMs backward (with dropout: a Bernoulli mask drawn by PyTorch);
 - ``merged``: ``strategy="merged"`` (``fastbert.lora_merged``), the adapter folded into
-  the weight and cuBLAS each way — what it runs without dropout (and in evaluation). Not
-  timed with ``--dropout`` (it does not apply).
+  the weight and cuBLAS each way — what the trainer runs without dropout (and in
+  evaluation). Not timed with ``--dropout`` (it does not apply);
+- ``split``: ``strategy="split"`` (``fastbert.kernels.lora_dropout``), the frozen layer on
+  cuBLAS and the adapter's rank-r products in Triton through a mask regenerated from a
+  counter-based RNG — what the trainer runs with dropout. Timed with ``--dropout`` only.
 
 With ``--dropout 0.1`` the adapters use dropout (PEFT and fastbert_eager through
-``nn.Dropout``, ours through a Bernoulli mask). Ratios printed, for each of ours: its time
+``nn.Dropout``). Ratios printed, for each of ours: its time
 over base (the LoRA overhead we still pay) and PEFT's time over it (our speed-up). TFLOP/s
 count the useful products: 2MNK + 2MKr + 2MNr forward, twice that backward
 (dx's two products, dA and dB). Times are medians: ``call`` — eager calls back to
@@ -200,9 +203,11 @@ def case(
     x = torch.randn(m, k, device=device, dtype=dtype, requires_grad=True)
     dy = torch.randn(m, n, device=device, dtype=dtype)
 
-    ours = ["fused"] if device == "cuda" else []  # the Triton kernel needs CUDA
+    ours = ["fused"] if device == "cuda" else []  # the Triton kernels need CUDA
     if not dropout:
         ours.append("merged")  # merging needs no dropout
+    elif device == "cuda":
+        ours.append("split")  # and splitting needs dropout
     # Correctness at this size, dropout off: ours and PEFT against fp64.
     with torch.no_grad():
         ref = (
@@ -222,14 +227,16 @@ def case(
         "fastbert_eager": lambda: eager(x),
         "fused": lambda: kernels.lora_linear(x, weight, bias, a, b, scaling, dropout, strategy="fused"),
         "merged": lambda: kernels.lora_linear(x, weight, bias, a, b, scaling, strategy="merged"),
+        "split": lambda: kernels.lora_linear(x, weight, bias, a, b, scaling, dropout, strategy="split"),
     }
-    fns = {name: fn for name, fn in fns.items() if name not in ("fused", "merged") or name in ours}
+    fns = {name: fn for name, fn in fns.items() if name not in ("fused", "merged", "split") or name in ours}
     grads = {
         "base": [x],
         "peft": [x, a, b],
         "fastbert_eager": [x, eager.lora_A.weight, eager.lora_B.weight],
         "fused": [x, a, b],
         "merged": [x, a, b],
+        "split": [x, a, b],
     }
     times: dict[str, dict[str, float]] = {}
     for name, fn in fns.items():

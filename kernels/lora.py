@@ -24,11 +24,13 @@ x, read by the forward kernel (x ⊙ keep / (1 − p) is formed in registers) an
 backward kernel; only ``dA`` then needs the dropped x, made as one (M, K) temporary
 in the backward pass (PEFT keeps the same tensor alive from forward to backward).
 
-Without dropout, :func:`lora_linear` does not run these kernels by default: it folds the
-adapter into the weight and runs the vendor GEMM instead (:mod:`fastbert.lora_merged`,
-``strategy="auto"``): on the H100, cuBLAS ran the main product in about half the time of
-this file's Triton GEMM (kernels/README.md; the merged path as a whole awaits a GPU run).
-These kernels are the fast path with dropout, and ``strategy="fused"`` runs them without it.
+:func:`lora_linear` does not run these kernels by default (``strategy="auto"``): on the
+H100, cuBLAS ran the main product in about half the time of this file's Triton GEMM
+(kernels/README.md). Without dropout it folds the adapter into the weight and runs the
+vendor GEMM (:mod:`fastbert.lora_merged`); with dropout it runs the frozen layer on the
+vendor GEMM and only the adapter's rank-r products in Triton (:mod:`fastbert.kernels.lora_dropout`,
+``strategy="split"``). Neither has been timed on a GPU yet. ``strategy="fused"`` runs
+this file's kernels, with or without dropout.
 
 Gradients for W and b are computed (with plain PyTorch products) only if they
 require grad; in LoRA they do not. Layout (Liger-Kernel's): kernels → launchers
@@ -47,6 +49,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from fastbert.kernels.lora_dropout import dropout_lora_linear
 from fastbert.lora_merged import (
     check_lora_shapes,
     compute_dtype,
@@ -57,7 +60,8 @@ from fastbert.lora_merged import (
 __all__ = ["lora_linear", "lora_linear_reference", "merged_lora_linear"]
 
 #: How :func:`lora_linear` computes: see its docstring.
-Strategy = Literal["auto", "merged", "fused"]
+Strategy = Literal["auto", "merged", "split", "fused"]
+STRATEGIES = ("auto", "merged", "split", "fused")
 
 if __package__ != "fastbert.kernels":  # a second import under another name would re-register the ops
     raise ImportError(f"import this module as fastbert.kernels.lora, not {__name__}")
@@ -451,8 +455,10 @@ def lora_linear(
     scaling: float,
     dropout_p: float = 0.0,
     strategy: Strategy = "auto",
+    *,
+    seed: Tensor | None = None,
 ) -> Tensor:
-    """``x Wᵀ + b + scaling · (dropout(x) Aᵀ) Bᵀ`` (PEFT's ``lora.Linear`` forward), fused.
+    """``x Wᵀ + b + scaling · (dropout(x) Aᵀ) Bᵀ`` (PEFT's ``lora.Linear`` forward), fast.
 
     x: (…, K); weight: (N, K); bias: (N,) or None; lora_a: (r, K), r ≤ 128; lora_b: (N, r);
     dropout_p: adapter-input dropout, applied as given (pass 0 in eval). Returns (…, N)
@@ -462,14 +468,21 @@ def lora_linear(
     Differentiable in x, lora_a, lora_b (and weight, bias if they require grad).
 
     strategy: ``"merged"`` folds the adapter into the weight and runs the vendor GEMM
-    (:mod:`fastbert.lora_merged`; needs ``dropout_p == 0``); ``"fused"`` runs the
-    Triton kernel of this module; ``"auto"`` (default) takes ``merged`` without dropout and
-    ``fused`` with it.
+    (:mod:`fastbert.lora_merged`; needs ``dropout_p == 0``); ``"split"`` runs the frozen
+    layer on the vendor GEMM and the adapter's rank-r products through the dropout mask in
+    Triton, the mask regenerated from a counter-based RNG (:mod:`fastbert.kernels.lora_dropout`;
+    needs ``dropout_p > 0``); ``"fused"`` runs this module's Triton kernel (one GEMM with the
+    adapter in its main loop; the mask drawn by PyTorch and stored); ``"auto"`` (default) takes
+    ``merged`` without dropout and ``split`` with it.
+    seed: (1,) int64 tensor fixing the ``split`` strategy's mask (default: drawn from
+    PyTorch's generator); the ``fused`` strategy draws its mask with ``torch.bernoulli``.
     """
-    if strategy not in ("auto", "merged", "fused"):
-        raise ValueError(f"strategy must be 'auto', 'merged' or 'fused', not {strategy!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, not {strategy!r}")
     if strategy == "merged" and dropout_p != 0.0:
-        raise ValueError(f"strategy='merged' needs dropout_p == 0 (got {dropout_p}): use 'fused' or 'auto'")
+        raise ValueError(f"strategy='merged' needs dropout_p == 0 (got {dropout_p}): use 'split' or 'auto'")
+    if strategy == "split" and dropout_p == 0.0:
+        raise ValueError("strategy='split' needs dropout_p > 0: without dropout use 'merged' or 'auto'")
     dtype = compute_dtype(x)
     if dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError(f"lora_linear computes in fp16, bf16 or fp32, not {dtype}")
@@ -485,14 +498,17 @@ def lora_linear(
         return merged_lora_linear_checked(x, weight, bias, lora_a, lora_b, scaling, dtype)
     if x.device.type != "cuda" and not _interpreting():
         raise ValueError(
-            f"the fused LoRA kernel runs on CUDA tensors (got {x.device}); on the CPU use "
+            f"the Triton LoRA kernels run on CUDA tensors (got {x.device}); on the CPU use "
             "lora_linear_reference, strategy='merged' without dropout, or TRITON_INTERPRET=1 to run "
-            "the kernel in Triton's interpreter"
+            "the kernels in Triton's interpreter"
         )
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, k).to(dtype)
+    x2 = _rows(x.reshape(-1, k).to(dtype))
     weight, lora_a, lora_b = weight.to(dtype), lora_a.to(dtype), lora_b.to(dtype)
     bias = bias.to(dtype) if bias is not None else None
+    if strategy in ("auto", "split"):  # with dropout
+        y = dropout_lora_linear(x2, weight, bias, lora_a, lora_b, scaling, dropout_p, seed)
+        return y.view(*lead, n)
     keep, keep_scale = None, 1.0
     if dropout_p > 0.0:
         keep = torch.empty(x2.shape, dtype=torch.bool, device=x.device).bernoulli_(1.0 - dropout_p)

@@ -8,7 +8,8 @@ one can live side by side (the convergence test trains both):
   with attention-probability dropout drawn inside the kernel (counter-based Philox);
 - LoRA: every :class:`fastbert.lora.LoRALinear` sets ``fused = True``, and while its
   adapter dropout is active its forward calls :func:`fastbert.kernels.lora_linear`
-  (the dropout drawn as a mask the kernel reads). Without dropout (evaluation,
+  (the frozen layer on cuBLAS, the adapter in Triton through a counter-based dropout
+  mask, :mod:`fastbert.kernels.lora_dropout`). Without dropout (evaluation,
   ``lora_dropout = 0``) the layer folds the adapter into the weight on any device
   (:mod:`fastbert.lora_merged`), kernels on or off.
 

@@ -8,8 +8,10 @@ Three paths compute the same function. While the adapter's dropout is inactive
 (evaluation, or ``lora_dropout = 0``) the layer folds the adapter into the weight
 (:mod:`fastbert.lora_merged`: one GEMM each way, on any device; about 1.25× faster than
 the formula on the CPU, ``benches/bench_lora.py --device cpu``). With dropout it runs
-PEFT's formula, or on CUDA with kernels on the fused Triton kernel. The formula is
-the reference the other two are tested against.
+PEFT's formula, or on CUDA with kernels on :func:`fastbert.kernels.lora_linear` (the frozen
+layer on cuBLAS, the adapter's rank-r products in Triton through a dropout mask regenerated
+from a counter-based RNG, never stored). The formula is the reference the other two are
+tested against.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class LoRALinear(nn.Linear):
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
 
-        #: Use the fused Triton kernel while dropout is active (`fastbert.kernel_dispatch.enable_kernels`).
+        #: Use the Triton kernels (`fastbert.kernels.lora_linear`) while dropout is active
+        #: (`fastbert.kernel_dispatch.enable_kernels`).
         self.fused = False
         #: Fold the adapter into the weight while dropout is inactive (False: always PEFT's formula).
         self.merge_without_dropout = True

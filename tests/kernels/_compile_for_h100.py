@@ -26,6 +26,7 @@ from triton.runtime.jit import create_function_from_signature
 
 import fastbert.kernels.attention as attention
 import fastbert.kernels.lora as lora
+import fastbert.kernels.lora_dropout as lora_dropout
 
 TARGET = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(TARGET)
@@ -84,6 +85,21 @@ def lora_case(dtype: torch.dtype, m: int, k: int, n: int, rank: int, dropout: bo
     lora._lora_bwd_dx_impl(dy, weight, a, b, 2.0, keep, 1.0)
 
 
+def lora_split_case(dtype: torch.dtype, m: int, k: int, rank: int) -> None:
+    """The ``split`` strategy's two Triton kernels (its large products are cuBLAS's)."""
+    case = f"lora split {dtype} {m}x{k} r={rank}"
+    for fn in (lora_dropout._lora_down_kernel, lora_dropout._lora_up_kernel):
+        compile_instead_of_launching(fn, case)
+    x, dx, g = (
+        torch.empty(m, k, dtype=dtype),
+        torch.empty(m, k, dtype=dtype),
+        torch.empty(m, rank, dtype=dtype),
+    )
+    a, seed = torch.empty(rank, k, dtype=dtype), torch.full((1,), 2**33, dtype=torch.int64)
+    lora_dropout._lora_down_impl(x, a, seed, 0.1, 1 / 0.9)
+    lora_dropout._lora_up_impl(g, a, x, dx, seed, 2.0, 0.1, 1 / 0.9)
+
+
 def main() -> None:
     if os.environ.get("TRITON_INTERPRET") == "1":  # read at import, too late to unset here
         sys.exit("run without TRITON_INTERPRET=1: this compiles for a real GPU")
@@ -98,6 +114,8 @@ def main() -> None:
     lora_case(torch.bfloat16, 16384, 768, 768, 8, dropout=True)
     lora_case(torch.bfloat16, 16384, 768, 3072, 8, dropout=False)
     lora_case(torch.float16, 777, 1024, 1000, 64, dropout=True)
+    lora_split_case(torch.bfloat16, 16384, 768, 8)
+    lora_split_case(torch.float16, 777, 1024, 64)
 
 
 if __name__ == "__main__":

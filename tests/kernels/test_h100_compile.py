@@ -40,7 +40,7 @@ def test_kernels_compile_for_h100_within_its_shared_memory(tmp_path):
     assert done.returncode == 0, f"compiling for sm_90 failed:\n{done.stderr[-4000:]}"
     kernels = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     cases = {k["case"] for k in kernels}
-    assert len(cases) == 7 and len(kernels) == 4 * 3 + 3 * 2, [k["case"] for k in kernels]
+    assert len(cases) == 9 and len(kernels) == 4 * 3 + 5 * 2, [k["case"] for k in kernels]
     for k in kernels:
         where = f"{k['kernel']} ({k['case']}, {k['config']})"
         assert 0 < k["shared"] <= H100_SHARED_BYTES, f"{where}: {k['shared']} B of shared memory"

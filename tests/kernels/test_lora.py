@@ -22,7 +22,9 @@ import torch
 pytest.importorskip("triton")
 
 from fastbert.kernels import lora_linear, lora_linear_reference, merged_lora_linear
+from fastbert.kernels.dropout_rng import keep_mask_reference
 from fastbert.kernels.lora import LoRALinearFunction
+from fastbert.kernels.lora_dropout import lora_dropout_mask
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
@@ -45,8 +47,23 @@ def make(gen, m, k, n, rank, dtype, device, bias=True, lead=()):
     return x, weight, b, a, bb
 
 
-def check(gen, x, weight, bias, a, b, scaling, dtype, keep=None, dropout_p=0.0, strategy="auto"):
-    if keep is None:
+def split_mask(seed: torch.Tensor, m: int, k: int, dropout_p: float) -> torch.Tensor:
+    """The mask the ``split`` strategy applies, from the NumPy Philox reference: (M, K) uint8."""
+    keep = keep_mask_reference(int(seed.item()), [0], m, k, dropout_p)[0]
+    return torch.from_numpy(keep).to(device=seed.device, dtype=torch.uint8)
+
+
+def draw(gen, device) -> torch.Tensor:
+    return torch.randint(2**32, 2**62, (1,), generator=gen).to(device)
+
+
+def check(gen, x, weight, bias, a, b, scaling, dtype, keep=None, dropout_p=0.0, strategy="auto", seed=None):
+    """Output and gradients against the fp64 reference: the ``fused`` kernel with a given ``keep``
+    mask, ``split`` with ``seed`` (its mask from the NumPy reference), else without dropout."""
+    if seed is not None:
+        y = lora_linear(x, weight, bias, a, b, scaling, dropout_p, strategy, seed=seed)
+        keep = split_mask(seed, y.reshape(-1, y.shape[-1]).shape[0], x.shape[-1], dropout_p).view(x.shape)
+    elif keep is None:
         y = lora_linear(x, weight, bias, a, b, scaling, strategy=strategy)
     else:
         y = LoRALinearFunction.apply(x, weight, bias, a, b, scaling, keep, 1.0 / (1.0 - dropout_p))
@@ -85,8 +102,41 @@ def test_matches_fp64_reference(shape, dtype, strategy, device, gen):
     check(gen, x, weight, bias, a, b, 2.0, dtype, strategy=strategy)
 
 
-def test_auto_strategy_merges_without_dropout_only(device, gen):
-    """``auto`` is the merged path without dropout (same bits), the Triton kernel with it."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_split_dropout_matches_fp64_reference(shape, dtype, device, gen):
+    """The ``split`` strategy (vendor GEMMs + Triton through a regenerated mask) with the mask
+    recomputed in NumPy; with M > 16 rows the backward sums dA over several row shares."""
+    m, k, n, rank = SHAPES[shape]
+    x, weight, bias, a, b = make(gen, m, k, n, rank, dtype, device)
+    p = float(torch.rand((), generator=gen)) * 0.55 + 0.05
+    check(gen, x, weight, bias, a, b, 2.0, dtype, dropout_p=p, strategy="split", seed=draw(gen, device))
+
+
+def test_split_mask_is_the_documented_philox_stream(device, gen):
+    m, k = int(torch.randint(1, 50, (1,), generator=gen)), int(torch.randint(1, 70, (1,), generator=gen))
+    seed, p = draw(gen, device), 0.1
+    got = lora_dropout_mask(m, k, p, seed)
+    assert torch.equal(got.cpu(), split_mask(seed, m, k, p).bool().cpu())
+    big = lora_dropout_mask(128, 512, 0.3, seed).double()  # 65536 draws: standard deviation 0.0018
+    assert abs(big.mean().item() - 0.7) < 5 * 0.0018
+
+
+def test_split_input_without_grad(device, gen):
+    """x frozen (no dx to update): the kernel still computes dA through the same mask."""
+    x, weight, bias, a, b = make(gen, 33, 40, 18, 4, torch.float32, device)
+    x, seed = x.detach(), draw(gen, device)
+    lora_linear(x, weight, bias, a, b, 1.5, 0.2, seed=seed).sum().backward()
+    keep = split_mask(seed, 33, 40, 0.2)
+    ref_a = a.detach().double().requires_grad_()
+    lora_linear_reference(
+        x.double(), weight.double(), bias.double(), ref_a, b.detach().double(), 1.5, keep, 0.2
+    ).sum().backward()
+    assert rel_err(a.grad, ref_a.grad) < 1e-5
+
+
+def test_auto_strategy_merges_without_dropout_and_splits_with_it(device, gen):
+    """``auto`` is the merged path without dropout (same bits), the split path with it."""
     x, weight, bias, a, b = (t.detach() for t in make(gen, 23, 40, 24, 8, torch.float32, device))
     auto = lora_linear(x, weight, bias, a, b, 2.0)
     assert torch.equal(auto, merged_lora_linear(x, weight, bias, a, b, 2.0))
@@ -95,9 +145,13 @@ def test_auto_strategy_merges_without_dropout_only(device, gen):
     torch.manual_seed(5)
     with_dropout = lora_linear(x, weight, bias, a, b, 2.0, dropout_p=0.25)
     torch.manual_seed(5)
-    assert torch.equal(with_dropout, lora_linear(x, weight, bias, a, b, 2.0, 0.25, strategy="fused"))
+    assert torch.equal(with_dropout, lora_linear(x, weight, bias, a, b, 2.0, 0.25, strategy="split"))
+    torch.manual_seed(5)
+    assert not torch.equal(with_dropout, lora_linear(x, weight, bias, a, b, 2.0, 0.25, strategy="fused"))
     with pytest.raises(ValueError, match="needs dropout_p == 0"):
         lora_linear(x, weight, bias, a, b, 2.0, dropout_p=0.1, strategy="merged")
+    with pytest.raises(ValueError, match="needs dropout_p > 0"):
+        lora_linear(x, weight, bias, a, b, 2.0, strategy="split")
     with pytest.raises(ValueError, match="strategy must be"):
         lora_linear(x, weight, bias, a, b, 2.0, strategy="triton")
 
@@ -230,12 +284,13 @@ def test_cpu_tensors_need_the_interpreter_for_the_triton_kernel_only(monkeypatch
 
 # torch 2.11's dynamo instantiates autograd.Function classes itself and warns about it (not our code).
 @pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
-@pytest.mark.parametrize("strategy", ["fused", "merged"])
+@pytest.mark.parametrize("strategy", ["fused", "merged", "split"])
 def test_custom_ops_trace_under_torch_compile(strategy, device, gen):
     x, weight, bias, a, b = make(gen, 12, 32, 24, 8, torch.float32, device)
+    dropout_p, seed = (0.2, draw(gen, device)) if strategy == "split" else (0.0, None)
 
     def loss(x, a, b):
-        return (lora_linear(x, weight, bias, a, b, 2.0, strategy=strategy) ** 2).sum()
+        return (lora_linear(x, weight, bias, a, b, 2.0, dropout_p, strategy, seed=seed) ** 2).sum()
 
     torch.compile(loss, backend="aot_eager", fullgraph=True)(x, a, b).backward()
     grads = [t.grad.clone() for t in (x, a, b)]
@@ -254,13 +309,23 @@ def test_custom_op_registrations(device, gen):
     opcheck(torch.ops.fastbert.lora_linear_fwd.default, (x, weight, bias, a, b, 2.0, keep, 1.25))
     dy = torch.randn(12, 24, generator=gen).to(device)
     opcheck(torch.ops.fastbert.lora_linear_bwd_dx.default, (dy, weight, a, b, 2.0, None, 1.0))
+    seed = draw(gen, device)
+    opcheck(torch.ops.fastbert.lora_dropout_down.default, (x, a, seed, 0.2, 1.25))
+    g = torch.randn(12, 8, generator=gen).to(device)
+    dx = torch.randn(12, 32, generator=gen).to(device)
+    opcheck(torch.ops.fastbert.lora_dropout_up.default, (g, a, x, dx, seed, 2.0, 0.2, 1.25))
+    opcheck(torch.ops.fastbert.lora_dropout_up.default, (g, a, x, None, seed, 2.0, 0.2, 1.25))
 
 
 # ------------------------------------------------------------------ GPU only
 def _within_twice_pytorch(gen, m, k, n, rank, dtype, dropout_p=0.0, strategy="auto"):
     x, weight, bias, a, b = make(gen, m, k, n, rank, dtype, "cuda")
     keep = None
-    if dropout_p:
+    if dropout_p and strategy == "split":
+        seed = draw(gen, "cuda")
+        keep = lora_dropout_mask(m, k, dropout_p, seed).to(torch.uint8)
+        y = lora_linear(x, weight, bias, a, b, 2.0, dropout_p, "split", seed=seed)
+    elif dropout_p:
         keep = (torch.rand(m, k, generator=gen) >= dropout_p).to(device="cuda", dtype=torch.uint8)
         y = LoRALinearFunction.apply(x, weight, bias, a, b, 2.0, keep, 1 / (1 - dropout_p))
     else:
@@ -289,20 +354,37 @@ def test_gpu_error_within_twice_pytorch(shape, dtype, strategy, gen):
 
 
 @requires_cuda
+@pytest.mark.parametrize("strategy", ["fused", "split"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-def test_gpu_dropout_error_within_twice_pytorch(dtype, gen):
-    _within_twice_pytorch(gen, 2048, 768, 768, 8, dtype, dropout_p=0.1)
+def test_gpu_dropout_error_within_twice_pytorch(dtype, strategy, gen):
+    _within_twice_pytorch(gen, 2048, 768, 768, 8, dtype, dropout_p=0.1, strategy=strategy)
 
 
 @requires_cuda
-@pytest.mark.parametrize("strategy", ["fused", "merged"])
+@pytest.mark.parametrize("strategy", ["fused", "merged", "split"])
 def test_gpu_bench_size(strategy, gen):
     """BERT-base query projection at the benchmark's size: 32 × 512 tokens, 768 → 768, r = 8, bf16."""
-    _within_twice_pytorch(gen, 16384, 768, 768, 8, torch.bfloat16, strategy=strategy)
+    dropout_p = 0.1 if strategy == "split" else 0.0
+    _within_twice_pytorch(gen, 16384, 768, 768, 8, torch.bfloat16, dropout_p, strategy=strategy)
 
 
 @requires_cuda
-@pytest.mark.parametrize("strategy", ["fused", "merged"])
+@pytest.mark.parametrize("strategy", ["fused", "merged", "split"])
 def test_gpu_fp32_is_exact_precision(strategy, gen):
     x, weight, bias, a, b = make(gen, 3000, 768, 768, 16, torch.float32, "cuda")
-    check(gen, x, weight, bias, a, b, 2.0, torch.float32, strategy=strategy)
+    if strategy == "split":
+        check(
+            gen,
+            x,
+            weight,
+            bias,
+            a,
+            b,
+            2.0,
+            torch.float32,
+            dropout_p=0.1,
+            strategy="split",
+            seed=draw(gen, "cuda"),
+        )
+    else:
+        check(gen, x, weight, bias, a, b, 2.0, torch.float32, strategy=strategy)

@@ -1,0 +1,389 @@
+"""LoRA with adapter dropout, the frozen layer on the vendor GEMM: ``y = x Wᵀ + b + s · (drop(x) Aᵀ) Bᵀ``.
+
+Shapes: x (M, K), W (N, K), b (N,), A (r, K) (``lora_A.weight``), B (N, r)
+(``lora_B.weight``), s = alpha / r, dropout probability p, keep-scale c = 1 / (1 − p).
+
+Why. With dropout the adapter sees another input than the frozen layer, so the
+adapter cannot be folded into the weight (:mod:`fastbert.lora_merged`). The fused
+kernel (:mod:`fastbert.kernels.lora`) runs the frozen product in a Triton GEMM,
+which on the H100 took about 2× cuBLAS's time (kernels/README.md); PEFT's formula
+uses cuBLAS but writes the dropped x (M, K) and three (M, N) tensors besides y.
+Here the two (M, N)-sized products run where they run fastest, in the vendor GEMM,
+and Triton does only what the GEMM cannot: the rank-r products through the
+dropout mask, which is regenerated from a counter-based RNG
+(:mod:`fastbert.kernels.dropout_rng`, stream 0, rows = tokens, columns = input
+features) instead of being drawn, stored and read back (M·K bytes).
+
+Forward: ``y = x Wᵀ + b`` (cuBLAS); ``xa = drop(x) Aᵀ`` (M, r) by
+:func:`_lora_down_kernel`, which streams x once; ``y += s · xa Bᵀ`` (cuBLAS
+``addmm_`` into y). Saved: x, xa and the seed; no mask.
+
+Backward, W frozen: ``dx = dy W`` (cuBLAS), ``g = dy B`` (M, r) and
+``dB = s · dyᵀ xa`` (tall-skinny cuBLAS products); then :func:`_lora_up_kernel`
+streams x and dx once more, tile by tile: it regenerates the mask, adds the LoRA
+part ``keep ⊙ (s · g A) · c`` into dx, and accumulates ``dA = s · gᵀ (keep ⊙ x · c)``
+over its share of the rows (per-share partial sums, added in fixed order: no
+atomics, so dA is bit-reproducible).
+
+Rounding: x · c is rounded to the input dtype before its product, xa and g are
+rounded to it (the rank-r bottleneck, as PyTorch/PEFT round them); the scaling is
+applied in fp32. Layout (Liger-Kernel's): kernels → launchers (``torch.library``
+custom ops) → ``torch.autograd.Function`` → :func:`dropout_lora_linear` → the
+reference :func:`dropout_lora_linear_reference`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from fastbert.kernels.dropout_rng import draw_seed, dropout_threshold, keep_mask, keep_mask_reference
+
+__all__ = ["dropout_lora_linear", "dropout_lora_linear_reference", "lora_dropout_mask"]
+
+if __package__ != "fastbert.kernels":  # a second import under another name would re-register the ops
+    raise ImportError(f"import this module as fastbert.kernels.lora_dropout, not {__name__}")
+
+
+# ============================================================================ kernels
+@triton.jit
+def _mm(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+    """``tl.dot`` with fp32 accumulation; ``UPCAST`` widens bf16 tiles under the interpreter
+    (Triton 3.9's interpreter multiplies bf16 tiles wrongly; see fastbert.kernels.lora._mm)."""
+    if UPCAST:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
+    return tl.dot(a, b, input_precision=PRECISION)
+
+
+@triton.jit
+def _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K: tl.constexpr):
+    """(BLOCK_M, BLOCK_K) tile of keep ⊙ x · c at rows ``offs_m``, columns ``k0 …``, in x's dtype; and the mask."""
+    cols = k0 + tl.arange(0, BLOCK_K)
+    x = tl.load(
+        X + offs_m.to(tl.int64)[:, None] * stride_xm + cols[None, :],
+        mask=m_ok[:, None] & (cols < K)[None, :],
+        other=0.0,
+    )
+    keep = keep_mask(seed, 0, offs_m, k0, K, threshold, BLOCK_K)
+    return tl.where(keep, x.to(tl.float32) * keep_scale, 0.0).to(x.dtype), keep
+
+
+@triton.jit
+def _lora_down_kernel(
+    X, A, XA, SEED,
+    M, K, R, stride_xm, stride_ar, stride_xam,
+    dropout_p, keep_scale,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """Grid (cdiv(M, BLOCK_M),). XA = (keep ⊙ X · c) Aᵀ, (M, R), streaming X over K once."""
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_k = tl.arange(0, BLOCK_K)
+    offs_r = tl.arange(0, BLOCK_R)
+    m_ok = offs_m < M
+    r_ok = offs_r < R
+    seed = tl.load(SEED)
+    threshold = dropout_threshold(dropout_p)
+    xa = tl.zeros([BLOCK_M, BLOCK_R], dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        x_drop, _ = _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K)
+        cols = k0 + offs_k
+        a = tl.load(  # (BLOCK_K, BLOCK_R) tile of Aᵀ
+            A + offs_r[None, :] * stride_ar + cols[:, None],
+            mask=r_ok[None, :] & (cols < K)[:, None],
+            other=0.0,
+        )
+        xa += _mm(x_drop, a, DOT_PRECISION, UPCAST)
+    tl.store(
+        XA + offs_m.to(tl.int64)[:, None] * stride_xam + offs_r[None, :],
+        xa.to(XA.dtype.element_ty),
+        mask=m_ok[:, None] & r_ok[None, :],
+    )
+
+
+@triton.jit
+def _lora_up_kernel(
+    G, A, X, DX, DA_PART, SEED,
+    M, K, R, stride_gm, stride_ar, stride_xm, stride_dxm, stride_dap, stride_dar,
+    scaling, dropout_p, keep_scale,
+    HAS_DX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """Grid (cdiv(K, BLOCK_K), shares). For columns [k·BLOCK_K, …) and row blocks share, share + shares, …:
+
+    DX += keep ⊙ (s · G A) · c (in place) and DA_PART[share] = Σ Gᵀ (keep ⊙ X · c) (fp32, unscaled).
+    """
+    pid_k = tl.program_id(0)
+    share = tl.program_id(1)
+    shares = tl.num_programs(1)
+    k0 = pid_k * BLOCK_K
+    cols = k0 + tl.arange(0, BLOCK_K)
+    offs_r = tl.arange(0, BLOCK_R)
+    k_ok = cols < K
+    r_ok = offs_r < R
+    a = tl.load(
+        A + offs_r[:, None] * stride_ar + cols[None, :], mask=r_ok[:, None] & k_ok[None, :], other=0.0
+    )
+    seed = tl.load(SEED)
+    threshold = dropout_threshold(dropout_p)
+    da = tl.zeros([BLOCK_R, BLOCK_K], dtype=tl.float32)
+    for m0 in range(share * BLOCK_M, M, shares * BLOCK_M):
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        m_ok = offs_m < M
+        g = tl.load(
+            G + offs_m.to(tl.int64)[:, None] * stride_gm + offs_r[None, :],
+            mask=m_ok[:, None] & r_ok[None, :],
+            other=0.0,
+        )
+        x_drop, keep = _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K)
+        da += _mm(tl.trans(g), x_drop, DOT_PRECISION, UPCAST)
+        if HAS_DX:
+            lora = _mm(g, a, DOT_PRECISION, UPCAST) * (scaling * keep_scale)
+            dx_ptrs = DX + offs_m.to(tl.int64)[:, None] * stride_dxm + cols[None, :]
+            tile_ok = m_ok[:, None] & k_ok[None, :]
+            dx = tl.load(dx_ptrs, mask=tile_ok, other=0.0).to(tl.float32)
+            tl.store(dx_ptrs, (dx + tl.where(keep, lora, 0.0)).to(DX.dtype.element_ty), mask=tile_ok)
+    tl.store(
+        DA_PART + share * stride_dap + offs_r[:, None] * stride_dar + cols[None, :],
+        da,
+        mask=r_ok[:, None] & k_ok[None, :],
+    )
+
+
+@triton.jit
+def _mask_kernel(MASK, SEED, M, K, dropout_p, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Grid (cdiv(M, BLOCK_M), cdiv(K, BLOCK_K)). MASK (M, K) uint8: 1 where the kernels keep x."""
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    k0 = tl.program_id(1) * BLOCK_K
+    cols = k0 + tl.arange(0, BLOCK_K)
+    keep = keep_mask(tl.load(SEED), 0, offs_m, k0, K, dropout_threshold(dropout_p), BLOCK_K)
+    tl.store(
+        MASK + offs_m.to(tl.int64)[:, None] * K + cols[None, :],
+        keep.to(tl.uint8),
+        mask=(offs_m < M)[:, None] & (cols < K)[None, :],
+    )
+
+
+# ============================================================================ launchers
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Output buffer; NaN-filled when FASTBERT_KERNELS_POISON=1, so tests see any element left unwritten."""
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if os.environ.get("FASTBERT_KERNELS_POISON") == "1":
+        out.fill_(float("nan"))
+    return out
+
+
+def _upcast(dtype: torch.dtype) -> bool:
+    return dtype == torch.bfloat16 and _interpreting()  # see _mm
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    # fp32 inputs: exact products unless the user opted into TF32 for matmuls, as PyTorch does.
+    if _upcast(dtype) or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32):
+        return "ieee"
+    return "tf32"
+
+
+def _block_r(rank: int) -> int:
+    return max(16, triton.next_power_of_2(rank))
+
+
+def _config(dtype: torch.dtype) -> dict[str, int]:
+    """Tile sizes (not tuned on a GPU yet): a tile of x is BLOCK_M × BLOCK_K; BLOCK_K is a multiple of 8 (the RNG)."""
+    if _interpreting():
+        return {"BLOCK_M": 16, "BLOCK_K": 16, "num_warps": 4, "num_stages": 1}
+    if dtype == torch.float32:
+        return {"BLOCK_M": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3}
+    return {"BLOCK_M": 64, "BLOCK_K": 64, "num_warps": 4, "num_stages": 3}
+
+
+@functools.cache
+def _multiprocessors(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def _shares(m: int, k: int, block_m: int, block_k: int, device: torch.device) -> int:
+    """Row shares of the backward kernel: enough programs for ~4 per SM, each share at least 4 row blocks."""
+    row_blocks = triton.cdiv(m, block_m)
+    if device.type != "cuda":  # the interpreter: more than one share, so the partial sums are exercised
+        return min(row_blocks, 3)
+    wanted = triton.cdiv(4 * _multiprocessors(device.index or 0), triton.cdiv(k, block_k))
+    return max(1, min(wanted, triton.cdiv(row_blocks, 4)))
+
+
+def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float, keep_scale: float) -> Tensor:
+    """x: (M, K); lora_a: (r, K); seed: (1,) int64. Returns xa = (keep ⊙ x · c) Aᵀ, (M, r), x's dtype."""
+    m, k = x.shape
+    rank = lora_a.shape[0]
+    xa = _empty((m, rank), x.dtype, x.device)
+    if m == 0:
+        return xa
+    cfg = _config(x.dtype)
+    _lora_down_kernel[(triton.cdiv(m, cfg["BLOCK_M"]),)](
+        x, lora_a, xa, seed,
+        m, k, rank, x.stride(0), lora_a.stride(0), xa.stride(0),
+        dropout_p, keep_scale,
+        BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
+        DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    return xa
+
+
+_lora_down = torch.library.custom_op("fastbert::lora_dropout_down", _lora_down_impl, mutates_args=())
+
+
+@_lora_down.register_fake
+def _(x, lora_a, seed, dropout_p, keep_scale):
+    return x.new_empty((x.shape[0], lora_a.shape[0]))
+
+
+def _lora_up_impl(
+    g: Tensor,
+    lora_a: Tensor,
+    x: Tensor,
+    dx: Tensor | None,
+    seed: Tensor,
+    scaling: float,
+    dropout_p: float,
+    keep_scale: float,
+) -> Tensor:
+    """g = dy B: (M, r); x, dx: (M, K) (dx updated in place, or None). Returns dA = s · gᵀ (keep ⊙ x · c), (r, K) fp32."""
+    m, k = x.shape
+    rank = lora_a.shape[0]
+    if m == 0:
+        return torch.zeros(rank, k, dtype=torch.float32, device=x.device)
+    cfg = _config(x.dtype)
+    shares = _shares(m, k, cfg["BLOCK_M"], cfg["BLOCK_K"], x.device)
+    da_part = _empty((shares, rank, k), torch.float32, x.device)
+    _lora_up_kernel[(triton.cdiv(k, cfg["BLOCK_K"]), shares)](
+        g, lora_a, x, dx if dx is not None else x, da_part, seed,
+        m, k, rank, g.stride(0), lora_a.stride(0), x.stride(0), dx.stride(0) if dx is not None else 0,
+        da_part.stride(0), da_part.stride(1),
+        scaling, dropout_p, keep_scale,
+        HAS_DX=dx is not None, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
+        DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    return da_part.sum(0) * scaling
+
+
+_lora_up = torch.library.custom_op("fastbert::lora_dropout_up", _lora_up_impl, mutates_args=("dx",))
+
+
+@_lora_up.register_fake
+def _(g, lora_a, x, dx, seed, scaling, dropout_p, keep_scale):
+    return x.new_empty((lora_a.shape[0], x.shape[1]), dtype=torch.float32)
+
+
+# ============================================================================ autograd
+class DropoutLoRALinearFunction(torch.autograd.Function):
+    """Differentiable wrapper of the two custom ops and the vendor GEMMs; see the module docstring.
+
+    x: (M, K) and weight, bias, lora_a, lora_b all in one compute dtype; seed: (1,) int64.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, dropout_p, seed):  # type: ignore[override]
+        keep_scale = 1.0 / (1.0 - dropout_p)
+        down = torch.ops.fastbert.lora_dropout_down if torch.compiler.is_compiling() else _lora_down_impl
+        with torch.autocast(x.device.type, enabled=False):  # every dtype below is chosen
+            y = F.linear(x, weight, bias)
+            xa = down(x, lora_a, seed, dropout_p, keep_scale)
+            y = y.addmm_(xa, lora_b.t(), alpha=scaling)
+        ctx.save_for_backward(x, weight, lora_a, lora_b, xa, seed)
+        ctx.scaling, ctx.dropout_p, ctx.keep_scale = scaling, dropout_p, keep_scale
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        x, weight, lora_a, lora_b, xa, seed = ctx.saved_tensors
+        need_x, need_w, need_bias, need_a, need_b = ctx.needs_input_grad[:5]
+        s = ctx.scaling
+        dx = d_w = d_bias = d_a = d_b = None
+        up = torch.ops.fastbert.lora_dropout_up if torch.compiler.is_compiling() else _lora_up_impl
+        with torch.autocast(dy.device.type, enabled=False):
+            dy = dy.contiguous()
+            if need_x:
+                dx = dy @ weight  # the frozen layer's part; the kernel adds the adapter's in place
+            if need_x or need_a:
+                g = dy @ lora_b  # (M, r), rounded to the dtype as PEFT rounds it
+                da = up(g, lora_a, x, dx, seed, s, ctx.dropout_p, ctx.keep_scale)
+                d_a = da.to(lora_a.dtype) if need_a else None
+            if need_b:
+                d_b = dy.t() @ (xa * s)  # (N, r); the scaling on the small factor
+            if need_w:  # not LoRA's case (W frozen)
+                d_w = dy.t() @ x
+            if need_bias and ctx.has_bias:
+                d_bias = dy.sum(0)
+        return dx, d_w, d_bias, d_a, d_b, None, None, None
+
+
+# ============================================================================ functional wrapper
+def dropout_lora_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_a: Tensor,
+    lora_b: Tensor,
+    scaling: float,
+    dropout_p: float,
+    seed: Tensor | None = None,
+) -> Tensor:
+    """``x Wᵀ + b + scaling · (dropout(x) Aᵀ) Bᵀ``: the frozen layer on cuBLAS, the adapter in Triton.
+
+    x: (M, K) in the compute dtype, with weight, bias, lora_a, lora_b cast to it (the
+    caller, :func:`fastbert.kernels.lora_linear`, has checked shapes and dtypes);
+    dropout_p in (0, 1); seed: (1,) int64 tensor fixing the mask (default: drawn from
+    PyTorch's generator, so ``torch.manual_seed`` governs it). Returns (M, N).
+    """
+    if seed is None:
+        seed = draw_seed(x.device)
+    return DropoutLoRALinearFunction.apply(
+        x, weight, bias, lora_a, lora_b, float(scaling), float(dropout_p), seed
+    )
+
+
+def lora_dropout_mask(m: int, k: int, dropout_p: float, seed: Tensor) -> Tensor:
+    """The keep-mask the kernels apply to an (M, K) input for ``seed``: (M, K) bool (for tests)."""
+    mask = torch.zeros(m, k, dtype=torch.uint8, device=seed.device)
+    if m and k:
+        block = 16 if _interpreting() else 64
+        _mask_kernel[(triton.cdiv(m, block), triton.cdiv(k, block))](
+            mask, seed, m, k, dropout_p, BLOCK_M=block, BLOCK_K=block
+        )
+    return mask.bool()
+
+
+# ============================================================================ reference
+def dropout_lora_linear_reference(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_a: Tensor,
+    lora_b: Tensor,
+    scaling: float,
+    dropout_p: float,
+    seed: Tensor,
+) -> Tensor:
+    """PEFT's formula with the mask of :func:`fastbert.kernels.dropout_rng.keep_mask_reference` (NumPy Philox).
+
+    x: (M, K), in any dtype (the tests pass fp64). Returns (M, N).
+    """
+    m, k = x.shape
+    keep = keep_mask_reference(int(seed.item()), np.zeros(1), m, k, dropout_p)[0]
+    x_lora = x * torch.from_numpy(keep).to(device=x.device, dtype=x.dtype) / (1.0 - dropout_p)
+    return F.linear(x, weight, bias) + (x_lora @ lora_a.t()) @ lora_b.t() * scaling
