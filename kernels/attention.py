@@ -49,7 +49,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastbert.kernels.dropout_rng import draw_seed, dropout_threshold, keep_mask, keep_mask_reference
+from fastbert.kernels.dropout_rng import draw_seed, keep_mask, keep_mask_reference, keep_threshold
 
 __all__ = [
     "attention_dropout_mask",
@@ -93,7 +93,7 @@ def _head_mask(offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
 @triton.jit
 def _attn_fwd_step(
     acc, l_i, m_i, q, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
-    seed, bh, rows, max_seqlen, threshold,
+    seed, counter_base, rows, max_seqlen, keep_threshold,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, MASK_COLS: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
@@ -124,7 +124,7 @@ def _attn_fwd_step(
     # The normaliser sums the probabilities before dropout: softmax first, then drop.
     l_i = l_i * alpha + tl.sum(p, 1)
     if HAS_DROPOUT:
-        p = tl.where(keep_mask(seed, bh, rows, col0, max_seqlen, threshold, BLOCK_N), p, 0.0)
+        p = tl.where(keep_mask(seed, counter_base, rows, col0, max_seqlen, keep_threshold, BLOCK_N), p, 0.0)
     if MASK_COLS:
         v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
     elif HEAD_DIM == BLOCK_D:
@@ -140,7 +140,7 @@ def _attn_fwd_kernel(
     Q, K, V, Out, LSE, CU_SEQLENS, SEED,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     stride_lse_h,
-    nheads, max_seqlen, qk_scale, dropout_p,
+    nheads, max_seqlen, qk_scale, dropout_p, keep_threshold,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
@@ -172,12 +172,10 @@ def _attn_fwd_kernel(
         other=0.0,
     )
     seed = 0
-    bh = 0
-    threshold = 0
+    counter_base = 0
     if HAS_DROPOUT:
         seed = tl.load(SEED)
-        bh = seq * nheads + head
-        threshold = dropout_threshold(dropout_p)
+        counter_base = (seq * nheads + head).to(tl.int64) << 32  # the stream of this sequence·head
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -186,13 +184,13 @@ def _attn_fwd_kernel(
     for start_n in range(0, full_end, BLOCK_N):
         acc, l_i, m_i = _attn_fwd_step(
             acc, l_i, m_i, q, k_base, v_base, start_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
-            qk_scale, seed, bh, offs_m, max_seqlen, threshold,
+            qk_scale, seed, counter_base, offs_m, max_seqlen, keep_threshold,
             HEAD_DIM, BLOCK_D, BLOCK_N, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
         )  # fmt: skip
     if full_end < seqlen:
         acc, l_i, m_i = _attn_fwd_step(
             acc, l_i, m_i, q, k_base, v_base, full_end, seqlen, offs_d, mask_d, stride_kt, stride_vt,
-            qk_scale, seed, bh, offs_m, max_seqlen, threshold,
+            qk_scale, seed, counter_base, offs_m, max_seqlen, keep_threshold,
             HEAD_DIM, BLOCK_D, BLOCK_N, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
         )  # fmt: skip
 
@@ -232,7 +230,7 @@ def _attn_bwd_kernel(
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
     stride_dqt, stride_dqh, stride_dkt, stride_dkh, stride_dvt, stride_dvh,
     stride_lse_h,
-    nheads, max_seqlen, softmax_scale, qk_scale, dropout_p,
+    nheads, max_seqlen, softmax_scale, qk_scale, dropout_p, keep_threshold,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_M1: tl.constexpr, BLOCK_N1: tl.constexpr, BLOCK_M2: tl.constexpr, BLOCK_N2: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
@@ -262,8 +260,7 @@ def _attn_bwd_kernel(
     delta_base = DELTA + head * stride_lse_h + start
     if HAS_DROPOUT:
         seed = tl.load(SEED)
-        bh = seq * nheads + head
-        threshold = dropout_threshold(dropout_p)
+        counter_base = (seq * nheads + head).to(tl.int64) << 32
         keep_scale = 1.0 / (1.0 - dropout_p)
 
     # ---- part 1: dK, dV of one key block
@@ -287,7 +284,9 @@ def _attn_bwd_kernel(
         p_t = tl.exp2(s_t - lse[None, :])
         dp_t = _mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
-            keep_t = tl.trans(keep_mask(seed, bh, rows, pid * BLOCK_N1, max_seqlen, threshold, BLOCK_N1))
+            keep_t = tl.trans(
+                keep_mask(seed, counter_base, rows, pid * BLOCK_N1, max_seqlen, keep_threshold, BLOCK_N1)
+            )
             p_drop_t = tl.where(keep_t, p_t * keep_scale, 0.0)
             dp_t = tl.where(keep_t, dp_t * keep_scale, 0.0)
         else:
@@ -325,7 +324,7 @@ def _attn_bwd_kernel(
         p = tl.where(col_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
         dp = _mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
-            keep = keep_mask(seed, bh, offs_m, start_n, max_seqlen, threshold, BLOCK_N2)
+            keep = keep_mask(seed, counter_base, offs_m, start_n, max_seqlen, keep_threshold, BLOCK_N2)
             dp = tl.where(keep, dp * keep_scale, 0.0)
         ds = p * (dp - delta[:, None])
         dq += _mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
@@ -338,7 +337,7 @@ def _attn_bwd_kernel(
 
 @triton.jit
 def _dropout_mask_kernel(
-    MASK, CU_SEQLENS, SEED, nheads, max_seqlen, dropout_p,
+    MASK, CU_SEQLENS, SEED, nheads, max_seqlen, keep_threshold,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     """Grid (cdiv(L, BLOCK_M), B, h). MASK (B, h, L, L) uint8: 1 where the kernels keep a probability."""
@@ -352,7 +351,7 @@ def _dropout_mask_kernel(
     base = MASK + bh.to(tl.int64) * max_seqlen * max_seqlen
     for start_n in range(0, max_seqlen, BLOCK_N):
         cols = start_n + tl.arange(0, BLOCK_N)
-        keep = keep_mask(seed, bh, rows, start_n, max_seqlen, dropout_threshold(dropout_p), BLOCK_N)
+        keep = keep_mask(seed, bh.to(tl.int64) << 32, rows, start_n, max_seqlen, keep_threshold, BLOCK_N)
         valid = (rows[:, None] < seqlen) & (cols[None, :] < seqlen)
         in_bounds = (rows[:, None] < max_seqlen) & (cols[None, :] < max_seqlen)
         tl.store(
@@ -508,7 +507,7 @@ def _varlen_fwd_impl(
         q, k, v, out, lse, cu_seqlens, seed if has_dropout else cu_seqlens,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         lse.stride(0),
-        nheads, max_seqlen, softmax_scale * LOG2E, dropout_p,
+        nheads, max_seqlen, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
         HEAD_DIM=head_dim, BLOCK_D=_block_d(head_dim), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
         HAS_DROPOUT=has_dropout, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
@@ -563,7 +562,7 @@ def _varlen_bwd_impl(
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), dout.stride(0), dout.stride(1),
         dq.stride(0), dq.stride(1), dk.stride(0), dk.stride(1), dv.stride(0), dv.stride(1),
         lse.stride(0),
-        nheads, max_seqlen, softmax_scale, softmax_scale * LOG2E, dropout_p,
+        nheads, max_seqlen, softmax_scale, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
         HEAD_DIM=head_dim, BLOCK_D=block_d,
         BLOCK_M1=cfg["BLOCK_M1"], BLOCK_N1=cfg["BLOCK_N1"], BLOCK_M2=cfg["BLOCK_M2"], BLOCK_N2=cfg["BLOCK_N2"],
         HAS_DROPOUT=has_dropout, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
@@ -709,7 +708,14 @@ def attention_dropout_mask(
     if batch and max_seqlen:
         block = 16 if _interpreting() else 64
         _dropout_mask_kernel[(triton.cdiv(max_seqlen, block), batch, nheads)](
-            mask, cu_seqlens, seed, nheads, max_seqlen, dropout_p, BLOCK_M=block, BLOCK_N=block
+            mask,
+            cu_seqlens,
+            seed,
+            nheads,
+            max_seqlen,
+            keep_threshold(dropout_p),
+            BLOCK_M=block,
+            BLOCK_N=block,
         )
     return mask.bool()
 

@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-__all__ = ["draw_seed", "keep_mask_reference", "philox_reference"]
+__all__ = ["draw_seed", "keep_mask_reference", "keep_threshold", "philox_reference"]
 
 #: Elements served by one Philox call (4 words × 2 half-words).
 PER_CALL = 8
@@ -44,13 +44,16 @@ def draw_seed(device: torch.device) -> Tensor:
     return torch.randint(2**32, 2**62, (1,), device=device, dtype=torch.int64)
 
 
+def keep_threshold(dropout_p: float) -> int:
+    """``dropout_p`` in units of 2⁻¹⁶, rounded: an element survives where its 16-bit uniform is ≥ this.
+
+    Computed on the host and passed to the kernels as an integer, so that every kernel and
+    the reference use the same value.
+    """
+    return int(dropout_p * 65536.0 + 0.5)
+
+
 # ============================================================================ kernels
-@triton.jit
-def dropout_threshold(dropout_p):
-    """``dropout_p`` in units of 2⁻¹⁶: an element survives where its 16-bit uniform is ≥ this."""
-    return (tl.to_tensor(dropout_p) * 65536.0 + 0.5).to(tl.uint32)
-
-
 @triton.jit
 def _halves_kept(r, threshold):
     """The two 16-bit halves of the 32-bit random block ``r`` (low, high), each compared with ``threshold``."""
@@ -59,17 +62,18 @@ def _halves_kept(r, threshold):
 
 
 @triton.jit
-def keep_mask(seed, stream, rows, col0, n_cols, threshold, BLOCK_N: tl.constexpr):
-    """Keep-mask (len(rows), BLOCK_N) for ``rows`` and columns ``col0 … col0 + BLOCK_N − 1`` of ``stream``.
+def keep_mask(seed, counter_base, rows, col0, n_cols, threshold, BLOCK_N: tl.constexpr):
+    """Keep-mask (len(rows), BLOCK_N) for ``rows`` and columns ``col0 … col0 + BLOCK_N − 1``.
 
-    ``col0`` must be a multiple of 8 (every block start is); ``n_cols`` fixes the row
-    pitch of the counter, so every caller of one stream must pass the same value.
+    counter_base: ``stream << 32`` as int64 (or 0 for stream 0); threshold:
+    :func:`keep_threshold`. ``col0`` must be a multiple of 8 (every block start is);
+    ``n_cols`` fixes the row pitch of the counter, so every caller of one stream must
+    pass the same value.
     """
     tl.static_assert(BLOCK_N % 8 == 0)
     groups = col0 // 8 + tl.arange(0, BLOCK_N // 8)
     groups_per_row = (n_cols + 7) // 8
-    stream = tl.to_tensor(stream).to(tl.int64)
-    offsets = rows.to(tl.int64)[:, None] * groups_per_row + groups[None, :] + (stream << 32)
+    offsets = rows.to(tl.int64)[:, None] * groups_per_row + groups[None, :] + counter_base
     r0, r1, r2, r3 = tl.randint4x(seed, offsets)
     u0, u1 = _halves_kept(r0, threshold)
     u2, u3 = _halves_kept(r1, threshold)
@@ -111,11 +115,8 @@ def philox_reference(seed: int, counters: np.ndarray) -> tuple[np.ndarray, ...]:
 def keep_mask_reference(
     seed: int, streams: np.ndarray, n_rows: int, n_cols: int, dropout_p: float
 ) -> np.ndarray:
-    """:func:`keep_mask` over whole rows, in NumPy: (len(streams), n_rows, n_cols) bool.
-
-    The threshold is computed in fp32, as the kernels receive ``dropout_p``.
-    """
-    threshold = int(np.float32(dropout_p) * np.float32(65536.0) + np.float32(0.5))
+    """:func:`keep_mask` over whole rows, in NumPy: (len(streams), n_rows, n_cols) bool."""
+    threshold = keep_threshold(dropout_p)
     stream = np.asarray(streams, dtype=np.uint64)[:, None, None]
     rows = np.arange(n_rows, dtype=np.uint64)[None, :, None]
     cols = np.arange(n_cols, dtype=np.uint64)[None, None, :]

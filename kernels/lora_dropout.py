@@ -16,7 +16,8 @@ features) instead of being drawn, stored and read back (M·K bytes).
 
 Forward: ``y = x Wᵀ + b`` (cuBLAS); ``xa = drop(x) Aᵀ`` (M, r) by
 :func:`_lora_down_kernel`, which streams x once; ``y += s · xa Bᵀ`` (cuBLAS
-``addmm_`` into y). Saved: x, xa and the seed; no mask.
+``addmm_`` into y; out of place under ``torch.compile``, where torch 2.11 lost every
+gradient through the in-place form). Saved: x, xa and the seed; no mask.
 
 Backward, W frozen: ``dx = dy W`` (cuBLAS), ``g = dy B`` (M, r) and
 ``dB = s · dyᵀ xa`` (tall-skinny cuBLAS products); then :func:`_lora_up_kernel`
@@ -44,7 +45,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastbert.kernels.dropout_rng import draw_seed, dropout_threshold, keep_mask, keep_mask_reference
+from fastbert.kernels.dropout_rng import draw_seed, keep_mask, keep_mask_reference, keep_threshold
 
 __all__ = ["dropout_lora_linear", "dropout_lora_linear_reference", "lora_dropout_mask"]
 
@@ -80,7 +81,7 @@ def _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, B
 def _lora_down_kernel(
     X, A, XA, SEED,
     M, K, R, stride_xm, stride_ar, stride_xam,
-    dropout_p, keep_scale,
+    keep_threshold, keep_scale,
     BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
@@ -91,10 +92,9 @@ def _lora_down_kernel(
     m_ok = offs_m < M
     r_ok = offs_r < R
     seed = tl.load(SEED)
-    threshold = dropout_threshold(dropout_p)
     xa = tl.zeros([BLOCK_M, BLOCK_R], dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        x_drop, _ = _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K)
+        x_drop, _ = _dropped_x(X, seed, keep_threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K)
         cols = k0 + offs_k
         a = tl.load(  # (BLOCK_K, BLOCK_R) tile of Aᵀ
             A + offs_r[None, :] * stride_ar + cols[:, None],
@@ -111,15 +111,16 @@ def _lora_down_kernel(
 
 @triton.jit
 def _lora_up_kernel(
-    G, A, X, DX, DA_PART, SEED,
-    M, K, R, stride_gm, stride_ar, stride_xm, stride_dxm, stride_dap, stride_dar,
-    scaling, dropout_p, keep_scale,
+    G, A, X, DX, DX_OUT, DA_PART, SEED,
+    M, K, R, stride_gm, stride_ar, stride_xm, stride_dxm, stride_dxom, stride_dap, stride_dar,
+    scaling, keep_threshold, keep_scale,
     HAS_DX: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     """Grid (cdiv(K, BLOCK_K), shares). For columns [k·BLOCK_K, …) and row blocks share, share + shares, …:
 
-    DX += keep ⊙ (s · G A) · c (in place) and DA_PART[share] = Σ Gᵀ (keep ⊙ X · c) (fp32, unscaled).
+    DX_OUT = DX + keep ⊙ (s · G A) · c (DX_OUT may be DX: in place) and
+    DA_PART[share] = Σ Gᵀ (keep ⊙ X · c) (fp32, unscaled).
     """
     pid_k = tl.program_id(0)
     share = tl.program_id(1)
@@ -133,7 +134,6 @@ def _lora_up_kernel(
         A + offs_r[:, None] * stride_ar + cols[None, :], mask=r_ok[:, None] & k_ok[None, :], other=0.0
     )
     seed = tl.load(SEED)
-    threshold = dropout_threshold(dropout_p)
     da = tl.zeros([BLOCK_R, BLOCK_K], dtype=tl.float32)
     for m0 in range(share * BLOCK_M, M, shares * BLOCK_M):
         offs_m = m0 + tl.arange(0, BLOCK_M)
@@ -143,14 +143,20 @@ def _lora_up_kernel(
             mask=m_ok[:, None] & r_ok[None, :],
             other=0.0,
         )
-        x_drop, keep = _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K)
+        x_drop, keep = _dropped_x(
+            X, seed, keep_threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K
+        )
         da += _mm(tl.trans(g), x_drop, DOT_PRECISION, UPCAST)
         if HAS_DX:
             lora = _mm(g, a, DOT_PRECISION, UPCAST) * (scaling * keep_scale)
-            dx_ptrs = DX + offs_m.to(tl.int64)[:, None] * stride_dxm + cols[None, :]
+            rows64 = offs_m.to(tl.int64)[:, None]
             tile_ok = m_ok[:, None] & k_ok[None, :]
-            dx = tl.load(dx_ptrs, mask=tile_ok, other=0.0).to(tl.float32)
-            tl.store(dx_ptrs, (dx + tl.where(keep, lora, 0.0)).to(DX.dtype.element_ty), mask=tile_ok)
+            dx = tl.load(DX + rows64 * stride_dxm + cols[None, :], mask=tile_ok, other=0.0).to(tl.float32)
+            tl.store(
+                DX_OUT + rows64 * stride_dxom + cols[None, :],
+                (dx + tl.where(keep, lora, 0.0)).to(DX_OUT.dtype.element_ty),
+                mask=tile_ok,
+            )
     tl.store(
         DA_PART + share * stride_dap + offs_r[:, None] * stride_dar + cols[None, :],
         da,
@@ -159,12 +165,12 @@ def _lora_up_kernel(
 
 
 @triton.jit
-def _mask_kernel(MASK, SEED, M, K, dropout_p, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+def _mask_kernel(MASK, SEED, M, K, keep_threshold, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     """Grid (cdiv(M, BLOCK_M), cdiv(K, BLOCK_K)). MASK (M, K) uint8: 1 where the kernels keep x."""
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     k0 = tl.program_id(1) * BLOCK_K
     cols = k0 + tl.arange(0, BLOCK_K)
-    keep = keep_mask(tl.load(SEED), 0, offs_m, k0, K, dropout_threshold(dropout_p), BLOCK_K)
+    keep = keep_mask(tl.load(SEED), 0, offs_m, k0, K, keep_threshold, BLOCK_K)
     tl.store(
         MASK + offs_m.to(tl.int64)[:, None] * K + cols[None, :],
         keep.to(tl.uint8),
@@ -234,7 +240,7 @@ def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float, k
     _lora_down_kernel[(triton.cdiv(m, cfg["BLOCK_M"]),)](
         x, lora_a, xa, seed,
         m, k, rank, x.stride(0), lora_a.stride(0), xa.stride(0),
-        dropout_p, keep_scale,
+        keep_threshold(dropout_p), keep_scale,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
         DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
@@ -250,6 +256,39 @@ def _(x, lora_a, seed, dropout_p, keep_scale):
     return x.new_empty((x.shape[0], lora_a.shape[0]))
 
 
+def _lora_up_launch(
+    g: Tensor,
+    lora_a: Tensor,
+    x: Tensor,
+    dx: Tensor | None,
+    dx_out: Tensor | None,
+    seed: Tensor,
+    scaling: float,
+    dropout_p: float,
+    keep_scale: float,
+) -> Tensor:
+    """g = dy B: (M, r); x, dx, dx_out: (M, K) (dx_out = dx + the adapter's part; it may be dx
+    itself, or both None). Returns dA = s · gᵀ (keep ⊙ x · c), (r, K) fp32."""
+    m, k = x.shape
+    rank = lora_a.shape[0]
+    if m == 0:
+        return torch.zeros(rank, k, dtype=torch.float32, device=x.device)
+    cfg = _config(x.dtype)
+    shares = _shares(m, k, cfg["BLOCK_M"], cfg["BLOCK_K"], x.device)
+    da_part = _empty((shares, rank, k), torch.float32, x.device)
+    has_dx = dx is not None and dx_out is not None
+    _lora_up_kernel[(triton.cdiv(k, cfg["BLOCK_K"]), shares)](
+        g, lora_a, x, dx if has_dx else x, dx_out if has_dx else x, da_part, seed,
+        m, k, rank, g.stride(0), lora_a.stride(0), x.stride(0),
+        dx.stride(0) if has_dx else 0, dx_out.stride(0) if has_dx else 0, da_part.stride(0), da_part.stride(1),
+        scaling, keep_threshold(dropout_p), keep_scale,
+        HAS_DX=has_dx, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
+        DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    return da_part.sum(0) * scaling
+
+
 def _lora_up_impl(
     g: Tensor,
     lora_a: Tensor,
@@ -259,33 +298,25 @@ def _lora_up_impl(
     scaling: float,
     dropout_p: float,
     keep_scale: float,
-) -> Tensor:
-    """g = dy B: (M, r); x, dx: (M, K) (dx updated in place, or None). Returns dA = s · gᵀ (keep ⊙ x · c), (r, K) fp32."""
-    m, k = x.shape
-    rank = lora_a.shape[0]
-    if m == 0:
-        return torch.zeros(rank, k, dtype=torch.float32, device=x.device)
-    cfg = _config(x.dtype)
-    shares = _shares(m, k, cfg["BLOCK_M"], cfg["BLOCK_K"], x.device)
-    da_part = _empty((shares, rank, k), torch.float32, x.device)
-    _lora_up_kernel[(triton.cdiv(k, cfg["BLOCK_K"]), shares)](
-        g, lora_a, x, dx if dx is not None else x, da_part, seed,
-        m, k, rank, g.stride(0), lora_a.stride(0), x.stride(0), dx.stride(0) if dx is not None else 0,
-        da_part.stride(0), da_part.stride(1),
-        scaling, dropout_p, keep_scale,
-        HAS_DX=dx is not None, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
-        DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
-    )  # fmt: skip
-    return da_part.sum(0) * scaling
+) -> tuple[Tensor, Tensor]:
+    """The functional form that ``torch.compile`` traces: returns (dx + the adapter's part, or an
+    empty (0,) tensor when dx is None; dA). A registered op that returns new tensors leaves
+    nothing to functionalize; eager backward passes call :func:`_lora_up_launch` in place
+    instead (no second (M, K) buffer)."""
+    dx_out = _empty(dx.shape, dx.dtype, dx.device) if dx is not None else x.new_empty(0)
+    da = _lora_up_launch(
+        g, lora_a, x, dx, dx_out if dx is not None else None, seed, scaling, dropout_p, keep_scale
+    )
+    return dx_out, da
 
 
-_lora_up = torch.library.custom_op("fastbert::lora_dropout_up", _lora_up_impl, mutates_args=("dx",))
+_lora_up = torch.library.custom_op("fastbert::lora_dropout_up", _lora_up_impl, mutates_args=())
 
 
 @_lora_up.register_fake
 def _(g, lora_a, x, dx, seed, scaling, dropout_p, keep_scale):
-    return x.new_empty((lora_a.shape[0], x.shape[1]), dtype=torch.float32)
+    dx_out = dx.new_empty(dx.shape) if dx is not None else x.new_empty(0)
+    return dx_out, x.new_empty((lora_a.shape[0], x.shape[1]), dtype=torch.float32)
 
 
 # ============================================================================ autograd
@@ -302,7 +333,10 @@ class DropoutLoRALinearFunction(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):  # every dtype below is chosen
             y = F.linear(x, weight, bias)
             xa = down(x, lora_a, seed, dropout_p, keep_scale)
-            y = y.addmm_(xa, lora_b.t(), alpha=scaling)
+            if torch.compiler.is_compiling():  # torch 2.11 lost every gradient through the in-place form
+                y = torch.addmm(y, xa, lora_b.t(), alpha=scaling)
+            else:
+                y = y.addmm_(xa, lora_b.t(), alpha=scaling)
         ctx.save_for_backward(x, weight, lora_a, lora_b, xa, seed)
         ctx.scaling, ctx.dropout_p, ctx.keep_scale = scaling, dropout_p, keep_scale
         ctx.has_bias = bias is not None
@@ -314,14 +348,19 @@ class DropoutLoRALinearFunction(torch.autograd.Function):
         need_x, need_w, need_bias, need_a, need_b = ctx.needs_input_grad[:5]
         s = ctx.scaling
         dx = d_w = d_bias = d_a = d_b = None
-        up = torch.ops.fastbert.lora_dropout_up if torch.compiler.is_compiling() else _lora_up_impl
         with torch.autocast(dy.device.type, enabled=False):
             dy = dy.contiguous()
             if need_x:
                 dx = dy @ weight  # the frozen layer's part; the kernel adds the adapter's in place
             if need_x or need_a:
                 g = dy @ lora_b  # (M, r), rounded to the dtype as PEFT rounds it
-                da = up(g, lora_a, x, dx, seed, s, ctx.dropout_p, ctx.keep_scale)
+                if torch.compiler.is_compiling():
+                    dx_out, da = torch.ops.fastbert.lora_dropout_up(
+                        g, lora_a, x, dx, seed, s, ctx.dropout_p, ctx.keep_scale
+                    )
+                    dx = dx_out if dx is not None else None
+                else:  # in place into dx
+                    da = _lora_up_launch(g, lora_a, x, dx, dx, seed, s, ctx.dropout_p, ctx.keep_scale)
                 d_a = da.to(lora_a.dtype) if need_a else None
             if need_b:
                 d_b = dy.t() @ (xa * s)  # (N, r); the scaling on the small factor
@@ -363,7 +402,7 @@ def lora_dropout_mask(m: int, k: int, dropout_p: float, seed: Tensor) -> Tensor:
     if m and k:
         block = 16 if _interpreting() else 64
         _mask_kernel[(triton.cdiv(m, block), triton.cdiv(k, block))](
-            mask, seed, m, k, dropout_p, BLOCK_M=block, BLOCK_K=block
+            mask, seed, m, k, keep_threshold(dropout_p), BLOCK_M=block, BLOCK_K=block
         )
     return mask.bool()
 
