@@ -25,17 +25,18 @@ env         nvidia-smi, versions of Python, torch, Triton, transformers, peft   
 tests       ``pytest tests/kernels`` (GPU-only tests included)                      3 min
 lora        ``bench_lora.py --quick``, without and with adapter dropout 0.1         1 min
 attention   ``bench_attention.py --quick`` (fixed 512 and SST-2/CoNLL lengths)      1 min
+sweep       ``sweep_attention.py``: block sizes of both attention kernels, ranked    2 min
 e2e         ``bench_e2e_gpu.py``: BERT-base bf16, fastbert vs HF Trainer, MFU       5 min
 ==========  ====================================================================  ========
 
 A device call may last 10 minutes and a session has 15 minutes of device time, so
-two calls cover everything: ``env,tests,lora,attention`` then ``e2e`` (the machine
-stays warm 30 s between calls)::
+two calls cover everything: ``env,tests,attention,sweep`` then ``lora,e2e`` (the
+machine stays warm 30 s between calls)::
 
     python benches/gpu_session.py prepare                  # here
     # device run, carry [".gpu"]:
-    python3 benches/gpu_session.py run --stages env,tests,lora,attention
-    python3 benches/gpu_session.py run --stages e2e
+    python3 benches/gpu_session.py run --stages env,tests,attention,sweep
+    python3 benches/gpu_session.py run --stages lora,e2e
 
 ``run --dry-run`` prints the commands without running them; ``run`` on a machine
 without CUDA runs only what needs none (a check of the bundle and the install), and
@@ -69,9 +70,9 @@ MODEL_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
 )
-STAGES = ("env", "tests", "lora", "attention", "e2e")
+STAGES = ("env", "tests", "lora", "attention", "sweep", "e2e")
 #: Per-stage limits in seconds: a stage that hangs must not eat the session's device time.
-LIMITS = {"env": 60, "tests": 420, "lora": 240, "attention": 240, "e2e": 540}
+LIMITS = {"env": 60, "tests": 420, "lora": 240, "attention": 240, "sweep": 300, "e2e": 540}
 
 
 def log(*args: object) -> None:
@@ -118,8 +119,8 @@ def prepare(args: argparse.Namespace) -> int:
         if p.is_file():
             log(f"  {p.relative_to(REPO)}  {p.stat().st_size / 2**10:.0f} KiB")
     log('\nthen, on the device (carry [".gpu"]):')
-    log("  python3 benches/gpu_session.py run --stages env,tests,lora,attention")
-    log("  python3 benches/gpu_session.py run --stages e2e")
+    log("  python3 benches/gpu_session.py run --stages env,tests,attention,sweep")
+    log("  python3 benches/gpu_session.py run --stages lora,e2e")
     return 0
 
 
@@ -170,6 +171,9 @@ def _stage_commands(stage: str, out: Path, smoke: bool = False) -> list[tuple[li
                 out / "attention.json",
             )
         ]
+    if stage == "sweep":
+        sweep = [py, str(benches / "sweep_attention.py"), "--out", str(out / "sweep.json")]
+        return [(sweep + (["--smoke"] if smoke else []), out / "sweep.json")]
     if stage == "e2e":
         e2e = [py, str(benches / "bench_e2e_gpu.py"), "--json", str(out / "e2e.json")]
         if smoke:
