@@ -238,6 +238,30 @@ def test_same_as_fastbert_lora_module(device, gen):
     assert module.weight.grad is None
 
 
+def test_lora_module_with_dropout_runs_the_split_path(device, gen):
+    """``LoRALinear`` with kernels on, training, dropout active: the split path, its mask drawn
+    from PyTorch's generator (so ``torch.manual_seed`` replays it), equal to the reference."""
+    from fastbert.kernels.dropout_rng import draw_seed
+    from fastbert.kernels.lora_dropout import dropout_lora_linear_reference
+    from fastbert.lora import LoRALinear
+
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    module = LoRALinear(torch.nn.Linear(40, 24), rank=4, alpha=8.0, dropout=0.3).to(device).train()
+    torch.nn.init.normal_(module.lora_B.weight)
+    module.fused = True
+    x = torch.randn(2, 11, 40, generator=gen).to(device)
+    torch.manual_seed(7)
+    got = module(x)
+    torch.manual_seed(7)
+    seed = draw_seed(torch.device(device))
+    with torch.no_grad():
+        want = dropout_lora_linear_reference(
+            x.reshape(-1, 40).double(), module.weight.double(), module.bias.double(),
+            module.lora_A.weight.double(), module.lora_B.weight.double(), module.scaling, 0.3, seed,
+        )  # fmt: skip
+    assert rel_err(got.reshape(-1, 24), want) < 1e-5
+
+
 def test_fp32_adapters_with_half_inputs(device, gen):
     """Adapters kept in fp32 with fp16 activations (mixed precision): computed in fp16, grads in fp32."""
     x, weight, bias, a, b = make(gen, 16, 32, 24, 8, torch.float16, device)
