@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 
 import numpy as np
 import torch
@@ -49,6 +48,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from fastbert.kernels.common import dot_precision, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.dropout_rng import draw_seed, keep_mask, keep_mask_reference, keep_threshold
 
 __all__ = [
@@ -70,17 +70,6 @@ MAX_HEAD_DIM = 128
 
 
 # ============================================================================ kernels
-@triton.jit
-def _mm(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
-    """``tl.dot`` with fp32 accumulation. ``UPCAST`` (set only under TRITON_INTERPRET for bf16):
-    Triton 3.9's interpreter multiplies bf16 tiles wrongly, so they are widened first; the
-    products of bf16 values are exact in fp32, so this is what the tensor cores compute."""
-    if UPCAST:
-        a = a.to(tl.float32)
-        b = b.to(tl.float32)
-    return tl.dot(a, b, input_precision=PRECISION)
-
-
 @triton.jit
 def _head_mask(offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     """Lanes < HEAD_DIM. All-true as a constant when the head fills the block, so that the
@@ -115,7 +104,7 @@ def _attn_fwd_step(
         k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :])
     else:
         k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=mask_d[None, :], other=0.0)
-    s = _mm(q, tl.trans(k), DOT_PRECISION, UPCAST)  # (BLOCK_M, BLOCK_N), unscaled
+    s = mm(q, tl.trans(k), DOT_PRECISION, UPCAST)  # (BLOCK_M, BLOCK_N), unscaled
     if MASK_COLS:
         s = tl.where(col_ok[None, :], s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
@@ -131,7 +120,7 @@ def _attn_fwd_step(
         v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :])
     else:
         v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=mask_d[None, :], other=0.0)
-    acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, DOT_PRECISION, UPCAST)
+    acc = acc * alpha[:, None] + mm(p.to(v.dtype), v, DOT_PRECISION, UPCAST)
     return acc, l_i, m_new
 
 
@@ -280,9 +269,9 @@ def _attn_bwd_kernel(
         lse = tl.load(lse_base + rows, mask=row_ok, other=float("inf"))
         delta = tl.load(delta_base + rows, mask=row_ok, other=0.0)
         # Transposed scores (keys × queries), so that no tile needs a transpose before its product.
-        s_t = _mm(k, tl.trans(q), DOT_PRECISION, UPCAST) * qk_scale
+        s_t = mm(k, tl.trans(q), DOT_PRECISION, UPCAST) * qk_scale
         p_t = tl.exp2(s_t - lse[None, :])
-        dp_t = _mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
+        dp_t = mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
             keep_t = tl.trans(
                 keep_mask(seed, counter_base, rows, pid * BLOCK_N1, max_seqlen, keep_threshold, BLOCK_N1)
@@ -291,9 +280,9 @@ def _attn_bwd_kernel(
             dp_t = tl.where(keep_t, dp_t * keep_scale, 0.0)
         else:
             p_drop_t = p_t
-        dv += _mm(p_drop_t.to(do.dtype), do, DOT_PRECISION, UPCAST)
+        dv += mm(p_drop_t.to(do.dtype), do, DOT_PRECISION, UPCAST)
         ds_t = p_t * (dp_t - delta[None, :])
-        dk += _mm(ds_t.to(q.dtype), q, DOT_PRECISION, UPCAST)
+        dk += mm(ds_t.to(q.dtype), q, DOT_PRECISION, UPCAST)
     dk = dk * softmax_scale
     dk_base = DK + start64 * stride_dkt + head * stride_dkh
     dv_base = DV + start64 * stride_dvt + head * stride_dvh
@@ -320,14 +309,14 @@ def _attn_bwd_kernel(
         kv_mask2 = col_ok[:, None] & mask_d[None, :]
         k2 = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask2, other=0.0)
         v2 = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask2, other=0.0)
-        s = _mm(q, tl.trans(k2), DOT_PRECISION, UPCAST) * qk_scale
+        s = mm(q, tl.trans(k2), DOT_PRECISION, UPCAST) * qk_scale
         p = tl.where(col_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
-        dp = _mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
+        dp = mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
             keep = keep_mask(seed, counter_base, offs_m, start_n, max_seqlen, keep_threshold, BLOCK_N2)
             dp = tl.where(keep, dp * keep_scale, 0.0)
         ds = p * (dp - delta[:, None])
-        dq += _mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
+        dq += mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
     dq = dq * softmax_scale
     dq_base = DQ + start64 * stride_dqt + head * stride_dqh
     tl.store(
@@ -360,29 +349,6 @@ def _dropout_mask_kernel(
 
 
 # ============================================================================ launchers
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Output buffer; NaN-filled when FASTBERT_KERNELS_POISON=1, so tests see any element left unwritten."""
-    out = torch.empty(shape, dtype=dtype, device=device)
-    if os.environ.get("FASTBERT_KERNELS_POISON") == "1":
-        out.fill_(float("nan"))
-    return out
-
-
-def _dot_precision(dtype: torch.dtype) -> str:
-    # fp32 inputs: exact products unless the user opted into TF32 for matmuls, as PyTorch does.
-    if _upcast(dtype) or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32):
-        return "ieee"
-    return "tf32"  # ignored by Triton for fp16/bf16 operands
-
-
-def _upcast(dtype: torch.dtype) -> bool:
-    return dtype == torch.bfloat16 and _interpreting()  # see _mm
-
-
 def _block_d(head_dim: int) -> int:
     return max(16, triton.next_power_of_2(head_dim))
 
@@ -395,7 +361,7 @@ def _fwd_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str,
     sentence lengths (≤ 128 tokens) 64 × 32, 2 stages, ran 2.3× faster than that.
     d > 64 is checked for correctness on the GPU but not tuned.
     """
-    if _interpreting():
+    if interpreting():
         return {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
     if dtype == torch.float32:
         return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2}
@@ -412,7 +378,7 @@ def _bwd_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str,
     H100 sweep (bf16, d = 64): at L = 512, 32/128/128/32 with 4 warps and 3 stages was the
     best of 10; for lengths ≤ 128, 32/64/64/32 with 2 stages ran 1.7× faster than that.
     """
-    if _interpreting():
+    if interpreting():
         return {
             "BLOCK_M1": 16,
             "BLOCK_N1": 32,
@@ -467,7 +433,7 @@ def _check(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, max_seqlen: int,
         )
     if not (q.device == k.device == v.device == cu_seqlens.device):
         raise ValueError("q, k, v and cu_seqlens must be on one device")
-    if q.device.type != "cuda" and not _interpreting():
+    if q.device.type != "cuda" and not interpreting():
         raise ValueError(
             f"fastbert.kernels run on CUDA tensors (got {q.device}); on the CPU use "
             "varlen_attention_reference, or TRITON_INTERPRET=1 to run the kernels in Triton's interpreter"
@@ -495,8 +461,8 @@ def _varlen_fwd_impl(
     """q, k, v: (T, h, d); cu_seqlens: (B+1,) int32. Returns out (T, h, d) and LSE (h, T) fp32, log2 units."""
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
     total, nheads, head_dim = q.shape
-    out = _empty((total, nheads, head_dim), q.dtype, q.device)
-    lse = _empty((nheads, total), torch.float32, q.device)
+    out = output_buffer((total, nheads, head_dim), q.dtype, q.device)
+    lse = output_buffer((nheads, total), torch.float32, q.device)
     batch = cu_seqlens.numel() - 1
     if total == 0 or batch == 0 or max_seqlen == 0:
         return out, lse
@@ -509,7 +475,7 @@ def _varlen_fwd_impl(
         lse.stride(0),
         nheads, max_seqlen, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
         HEAD_DIM=head_dim, BLOCK_D=_block_d(head_dim), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
-        HAS_DROPOUT=has_dropout, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        HAS_DROPOUT=has_dropout, DOT_PRECISION=dot_precision(q.dtype), UPCAST=upcast(q.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return out, lse
@@ -521,7 +487,9 @@ _varlen_fwd = torch.library.custom_op("fastbert::varlen_attention_fwd", _varlen_
 @_varlen_fwd.register_fake
 def _(q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):
     total, nheads, head_dim = q.shape
-    return q.new_empty((total, nheads, head_dim)), q.new_empty((nheads, total), dtype=torch.float32)
+    return q.new_empty((total, nheads, head_dim)), q.new_empty(
+        (nheads, total), dtype=torch.float32
+    )
 
 
 def _varlen_bwd_impl(
@@ -540,15 +508,15 @@ def _varlen_bwd_impl(
     """dout, q, k, v, out: (T, h, d); lse: (h, T). Returns dq, dk, dv, each (T, h, d)."""
     dout, q, k, v, out = (_last_dim_contiguous(t) for t in (dout, q, k, v, out))
     total, nheads, head_dim = q.shape
-    dq = _empty((total, nheads, head_dim), q.dtype, q.device)
-    dk = _empty((total, nheads, head_dim), k.dtype, k.device)
-    dv = _empty((total, nheads, head_dim), v.dtype, v.device)
+    dq = output_buffer((total, nheads, head_dim), q.dtype, q.device)
+    dk = output_buffer((total, nheads, head_dim), k.dtype, k.device)
+    dv = output_buffer((total, nheads, head_dim), v.dtype, v.device)
     batch = cu_seqlens.numel() - 1
     if total == 0 or batch == 0 or max_seqlen == 0:
         return dq, dk, dv
     block_d = _block_d(head_dim)
-    delta = _empty((nheads, total), torch.float32, q.device)
-    block_t = 16 if _interpreting() else 128
+    delta = output_buffer((nheads, total), torch.float32, q.device)
+    block_t = 16 if interpreting() else 128
     _attn_bwd_preprocess_kernel[(triton.cdiv(total, block_t), nheads)](
         out, dout, delta, total, out.stride(0), out.stride(1), dout.stride(0), dout.stride(1), delta.stride(0),
         HEAD_DIM=head_dim, BLOCK_D=block_d, BLOCK_T=block_t,
@@ -565,7 +533,7 @@ def _varlen_bwd_impl(
         nheads, max_seqlen, softmax_scale, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
         HEAD_DIM=head_dim, BLOCK_D=block_d,
         BLOCK_M1=cfg["BLOCK_M1"], BLOCK_N1=cfg["BLOCK_N1"], BLOCK_M2=cfg["BLOCK_M2"], BLOCK_N2=cfg["BLOCK_N2"],
-        HAS_DROPOUT=has_dropout, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        HAS_DROPOUT=has_dropout, DOT_PRECISION=dot_precision(q.dtype), UPCAST=upcast(q.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return dq, dk, dv
@@ -706,7 +674,7 @@ def attention_dropout_mask(
     batch = cu_seqlens.numel() - 1
     mask = torch.zeros(batch, nheads, max_seqlen, max_seqlen, dtype=torch.uint8, device=cu_seqlens.device)
     if batch and max_seqlen:
-        block = 16 if _interpreting() else 64
+        block = 16 if interpreting() else 64
         _dropout_mask_kernel[(triton.cdiv(max_seqlen, block), batch, nheads)](
             mask,
             cu_seqlens,

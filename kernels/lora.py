@@ -41,7 +41,6 @@ require grad; in LoRA they do not. Layout (Liger-Kernel's): kernels → launcher
 from __future__ import annotations
 
 import functools
-import os
 from typing import Literal
 
 import torch
@@ -49,6 +48,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from fastbert.kernels.common import dot_precision, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.lora_dropout import dropout_lora_linear
 from fastbert.lora_merged import (
     check_lora_shapes,
@@ -70,17 +70,6 @@ MAX_RANK = 128
 
 
 # ============================================================================ kernels
-@triton.jit
-def _mm(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
-    """``tl.dot`` with fp32 accumulation. ``UPCAST`` (set only under TRITON_INTERPRET for bf16):
-    Triton 3.9's interpreter multiplies bf16 tiles wrongly, so they are widened first; the
-    products of bf16 values are exact in fp32, so this is what the tensor cores compute."""
-    if UPCAST:
-        a = a.to(tl.float32)
-        b = b.to(tl.float32)
-    return tl.dot(a, b, input_precision=PRECISION)
-
-
 @triton.jit
 def _tile_ids(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
     """Grouped launch order (Triton's matmul tutorial): GROUP_M row blocks share their column blocks in L2."""
@@ -133,17 +122,17 @@ def _lora_fwd_kernel(
             x = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
             w = tl.load(w_ptrs, mask=n_ok[None, :] & k_ok[:, None], other=0.0)
             a = tl.load(a_ptrs, mask=r_ok[None, :] & k_ok[:, None], other=0.0)
-        acc += _mm(x, w, DOT_PRECISION, UPCAST)
+        acc += mm(x, w, DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
             if EVEN_K:
                 keep = tl.load(keep_ptrs, mask=m_ok[:, None], other=0)
             else:
                 keep = tl.load(keep_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0)
             x_drop = tl.where(keep != 0, x.to(tl.float32) * keep_scale, 0.0).to(x.dtype)
-            xa += _mm(x_drop, a, DOT_PRECISION, UPCAST)
+            xa += mm(x_drop, a, DOT_PRECISION, UPCAST)
             keep_ptrs += BLOCK_K
         else:
-            xa += _mm(x, a, DOT_PRECISION, UPCAST)
+            xa += mm(x, a, DOT_PRECISION, UPCAST)
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
         a_ptrs += BLOCK_K
@@ -152,7 +141,7 @@ def _lora_fwd_kernel(
     b = tl.load(
         B + offs_n[None, :] * stride_bn + offs_r[:, None], mask=n_ok[None, :] & r_ok[:, None], other=0.0
     )
-    acc += _mm(xa_lo, b, DOT_PRECISION, UPCAST) * scaling
+    acc += mm(xa_lo, b, DOT_PRECISION, UPCAST) * scaling
     if HAS_BIAS:
         acc += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
     tl.store(
@@ -206,8 +195,8 @@ def _lora_bwd_dx_kernel(
             dy = tl.load(dy_ptrs, mask=m_ok[:, None] & n_ok[None, :], other=0.0)
             w = tl.load(w_ptrs, mask=n_ok[:, None] & k_ok[None, :], other=0.0)
             b = tl.load(b_ptrs, mask=n_ok[:, None] & r_ok[None, :], other=0.0)
-        acc += _mm(dy, w, DOT_PRECISION, UPCAST)
-        g += _mm(dy, b, DOT_PRECISION, UPCAST)
+        acc += mm(dy, w, DOT_PRECISION, UPCAST)
+        g += mm(dy, b, DOT_PRECISION, UPCAST)
         dy_ptrs += BLOCK_N
         w_ptrs += BLOCK_N * stride_wn
         b_ptrs += BLOCK_N * stride_bn
@@ -215,7 +204,7 @@ def _lora_bwd_dx_kernel(
     a = tl.load(
         A + offs_r[:, None] * stride_ar + offs_k[None, :], mask=r_ok[:, None] & k_ok[None, :], other=0.0
     )
-    lora = _mm(g_lo, a, DOT_PRECISION, UPCAST) * scaling
+    lora = mm(g_lo, a, DOT_PRECISION, UPCAST) * scaling
     if HAS_DROPOUT:
         keep = tl.load(
             KEEP + offs_m.to(tl.int64)[:, None] * stride_keepm + offs_k[None, :],
@@ -238,29 +227,6 @@ def _lora_bwd_dx_kernel(
 
 
 # ============================================================================ launchers
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Output buffer; NaN-filled when FASTBERT_KERNELS_POISON=1, so tests see any element left unwritten."""
-    out = torch.empty(shape, dtype=dtype, device=device)
-    if os.environ.get("FASTBERT_KERNELS_POISON") == "1":
-        out.fill_(float("nan"))
-    return out
-
-
-def _upcast(dtype: torch.dtype) -> bool:
-    return dtype == torch.bfloat16 and _interpreting()  # see _mm
-
-
-def _dot_precision(dtype: torch.dtype) -> str:
-    # fp32 inputs: exact products unless the user opted into TF32 for matmuls, as PyTorch does.
-    if _upcast(dtype) or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32):
-        return "ieee"
-    return "tf32"  # ignored by Triton for fp16/bf16 operands
-
-
 def _fwd_config(dtype: torch.dtype, rank: int, m: int, n: int, device: torch.device) -> dict[str, int]:
     """Forward tile sizes (no autotuning): output tile BLOCK_M × BLOCK_N, reduction step BLOCK_K.
 
@@ -269,7 +235,7 @@ def _fwd_config(dtype: torch.dtype, rank: int, m: int, n: int, device: torch.dev
     of shared memory (Hopper has 227 KB) and enough tiles to fill the GPU, else 128 × 128.
     """
     block_r = max(16, triton.next_power_of_2(rank))
-    if _interpreting():
+    if interpreting():
         return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "BLOCK_R": block_r, "GROUP_M": 2,
                 "num_warps": 4, "num_stages": 1}  # fmt: skip
     if dtype == torch.float32:
@@ -287,7 +253,7 @@ def _dx_config(dtype: torch.dtype, rank: int) -> dict[str, int]:
     (23 % ahead of the forward's 128 × 128 × 64).
     """
     block_r = max(16, triton.next_power_of_2(rank))
-    if _interpreting():
+    if interpreting():
         return {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "BLOCK_R": block_r, "GROUP_M": 2,
                 "num_warps": 4, "num_stages": 1}  # fmt: skip
     if dtype == torch.float32:
@@ -329,8 +295,8 @@ def _lora_fwd_impl(
     x, weight, lora_a, lora_b = _rows(x), _rows(weight), _rows(lora_a), _rows(lora_b)
     m, k = x.shape
     n, rank = weight.shape[0], lora_a.shape[0]
-    y = _empty((m, n), x.dtype, x.device)
-    xa = _empty((m, rank), x.dtype, x.device)
+    y = output_buffer((m, n), x.dtype, x.device)
+    xa = output_buffer((m, rank), x.dtype, x.device)
     if m == 0:
         return y, xa
     cfg = _fwd_config(x.dtype, rank, m, n, x.device)
@@ -343,7 +309,7 @@ def _lora_fwd_impl(
         scaling, keep_scale,
         HAS_BIAS=bias is not None, HAS_DROPOUT=keep is not None, EVEN_K=k % cfg["BLOCK_K"] == 0,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=cfg["BLOCK_R"],
-        GROUP_M=cfg["GROUP_M"], DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
+        GROUP_M=cfg["GROUP_M"], DOT_PRECISION=dot_precision(x.dtype), UPCAST=upcast(x.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return y, xa
@@ -371,8 +337,8 @@ def _lora_bwd_dx_impl(
     dy, weight, lora_a, lora_b = _rows(dy), _rows(weight), _rows(lora_a), _rows(lora_b)
     m, n = dy.shape
     k, rank = weight.shape[1], lora_a.shape[0]
-    dx = _empty((m, k), dy.dtype, dy.device)
-    g = _empty((m, rank), dy.dtype, dy.device)
+    dx = output_buffer((m, k), dy.dtype, dy.device)
+    g = output_buffer((m, rank), dy.dtype, dy.device)
     if m == 0:
         return dx, g
     cfg = _dx_config(dy.dtype, rank)
@@ -386,7 +352,7 @@ def _lora_bwd_dx_impl(
         scaling, keep_scale,
         HAS_DROPOUT=keep is not None, EVEN_N=n % cfg["BLOCK_K"] == 0,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_N"], BLOCK_N=cfg["BLOCK_K"], BLOCK_R=cfg["BLOCK_R"],
-        GROUP_M=cfg["GROUP_M"], DOT_PRECISION=_dot_precision(dy.dtype), UPCAST=_upcast(dy.dtype),
+        GROUP_M=cfg["GROUP_M"], DOT_PRECISION=dot_precision(dy.dtype), UPCAST=upcast(dy.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return dx, g
@@ -496,7 +462,7 @@ def lora_linear(
     if strategy == "merged" or (strategy == "auto" and dropout_p == 0.0):
         # Vendor GEMMs, any device; the checks above are the ones merged_lora_linear would make.
         return merged_lora_linear_checked(x, weight, bias, lora_a, lora_b, scaling, dtype)
-    if x.device.type != "cuda" and not _interpreting():
+    if x.device.type != "cuda" and not interpreting():
         raise ValueError(
             f"the Triton LoRA kernels run on CUDA tensors (got {x.device}); on the CPU use "
             "lora_linear_reference, strategy='merged' without dropout, or TRITON_INTERPRET=1 to run "

@@ -36,7 +36,6 @@ reference :func:`dropout_lora_linear_reference`.
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 import torch
@@ -45,6 +44,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from fastbert.kernels.common import dot_precision, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.dropout_rng import draw_seed, keep_mask, keep_mask_reference, keep_threshold
 
 __all__ = ["dropout_lora_linear", "dropout_lora_linear_reference", "lora_dropout_mask"]
@@ -54,16 +54,6 @@ if __package__ != "fastbert.kernels":  # a second import under another name woul
 
 
 # ============================================================================ kernels
-@triton.jit
-def _mm(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
-    """``tl.dot`` with fp32 accumulation; ``UPCAST`` widens bf16 tiles under the interpreter
-    (Triton 3.9's interpreter multiplies bf16 tiles wrongly; see fastbert.kernels.lora._mm)."""
-    if UPCAST:
-        a = a.to(tl.float32)
-        b = b.to(tl.float32)
-    return tl.dot(a, b, input_precision=PRECISION)
-
-
 @triton.jit
 def _dropped_x(X, seed, threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K: tl.constexpr):
     """(BLOCK_M, BLOCK_K) tile of keep ⊙ x · c at rows ``offs_m``, columns ``k0 …``, in x's dtype; and the mask."""
@@ -101,7 +91,7 @@ def _lora_down_kernel(
             mask=r_ok[None, :] & (cols < K)[:, None],
             other=0.0,
         )
-        xa += _mm(x_drop, a, DOT_PRECISION, UPCAST)
+        xa += mm(x_drop, a, DOT_PRECISION, UPCAST)
     tl.store(
         XA + offs_m.to(tl.int64)[:, None] * stride_xam + offs_r[None, :],
         xa.to(XA.dtype.element_ty),
@@ -146,9 +136,9 @@ def _lora_up_kernel(
         x_drop, keep = _dropped_x(
             X, seed, keep_threshold, keep_scale, offs_m, k0, m_ok, K, stride_xm, BLOCK_K
         )
-        da += _mm(tl.trans(g), x_drop, DOT_PRECISION, UPCAST)
+        da += mm(tl.trans(g), x_drop, DOT_PRECISION, UPCAST)
         if HAS_DX:
-            lora = _mm(g, a, DOT_PRECISION, UPCAST) * (scaling * keep_scale)
+            lora = mm(g, a, DOT_PRECISION, UPCAST) * (scaling * keep_scale)
             rows64 = offs_m.to(tl.int64)[:, None]
             tile_ok = m_ok[:, None] & k_ok[None, :]
             dx = tl.load(DX + rows64 * stride_dxm + cols[None, :], mask=tile_ok, other=0.0).to(tl.float32)
@@ -179,36 +169,13 @@ def _mask_kernel(MASK, SEED, M, K, keep_threshold, BLOCK_M: tl.constexpr, BLOCK_
 
 
 # ============================================================================ launchers
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Output buffer; NaN-filled when FASTBERT_KERNELS_POISON=1, so tests see any element left unwritten."""
-    out = torch.empty(shape, dtype=dtype, device=device)
-    if os.environ.get("FASTBERT_KERNELS_POISON") == "1":
-        out.fill_(float("nan"))
-    return out
-
-
-def _upcast(dtype: torch.dtype) -> bool:
-    return dtype == torch.bfloat16 and _interpreting()  # see _mm
-
-
-def _dot_precision(dtype: torch.dtype) -> str:
-    # fp32 inputs: exact products unless the user opted into TF32 for matmuls, as PyTorch does.
-    if _upcast(dtype) or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32):
-        return "ieee"
-    return "tf32"
-
-
 def _block_r(rank: int) -> int:
     return max(16, triton.next_power_of_2(rank))
 
 
 def _config(dtype: torch.dtype) -> dict[str, int]:
     """Tile sizes (not tuned on a GPU yet): a tile of x is BLOCK_M × BLOCK_K; BLOCK_K is a multiple of 8 (the RNG)."""
-    if _interpreting():
+    if interpreting():
         return {"BLOCK_M": 16, "BLOCK_K": 16, "num_warps": 4, "num_stages": 1}
     if dtype == torch.float32:
         return {"BLOCK_M": 64, "BLOCK_K": 32, "num_warps": 4, "num_stages": 3}
@@ -233,7 +200,7 @@ def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float, k
     """x: (M, K); lora_a: (r, K); seed: (1,) int64. Returns xa = (keep ⊙ x · c) Aᵀ, (M, r), x's dtype."""
     m, k = x.shape
     rank = lora_a.shape[0]
-    xa = _empty((m, rank), x.dtype, x.device)
+    xa = output_buffer((m, rank), x.dtype, x.device)
     if m == 0:
         return xa
     cfg = _config(x.dtype)
@@ -242,7 +209,7 @@ def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float, k
         m, k, rank, x.stride(0), lora_a.stride(0), xa.stride(0),
         keep_threshold(dropout_p), keep_scale,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
-        DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
+        DOT_PRECISION=dot_precision(x.dtype), UPCAST=upcast(x.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return xa
@@ -275,7 +242,7 @@ def _lora_up_launch(
         return torch.zeros(rank, k, dtype=torch.float32, device=x.device)
     cfg = _config(x.dtype)
     shares = _shares(m, k, cfg["BLOCK_M"], cfg["BLOCK_K"], x.device)
-    da_part = _empty((shares, rank, k), torch.float32, x.device)
+    da_part = output_buffer((shares, rank, k), torch.float32, x.device)
     has_dx = dx is not None and dx_out is not None
     _lora_up_kernel[(triton.cdiv(k, cfg["BLOCK_K"]), shares)](
         g, lora_a, x, dx if has_dx else x, dx_out if has_dx else x, da_part, seed,
@@ -283,7 +250,7 @@ def _lora_up_launch(
         dx.stride(0) if has_dx else 0, dx_out.stride(0) if has_dx else 0, da_part.stride(0), da_part.stride(1),
         scaling, keep_threshold(dropout_p), keep_scale,
         HAS_DX=has_dx, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
-        DOT_PRECISION=_dot_precision(x.dtype), UPCAST=_upcast(x.dtype),
+        DOT_PRECISION=dot_precision(x.dtype), UPCAST=upcast(x.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return da_part.sum(0) * scaling
@@ -303,7 +270,7 @@ def _lora_up_impl(
     empty (0,) tensor when dx is None; dA). A registered op that returns new tensors leaves
     nothing to functionalize; eager backward passes call :func:`_lora_up_launch` in place
     instead (no second (M, K) buffer)."""
-    dx_out = _empty(dx.shape, dx.dtype, dx.device) if dx is not None else x.new_empty(0)
+    dx_out = output_buffer(dx.shape, dx.dtype, dx.device) if dx is not None else x.new_empty(0)
     da = _lora_up_launch(
         g, lora_a, x, dx, dx_out if dx is not None else None, seed, scaling, dropout_p, keep_scale
     )
@@ -400,7 +367,7 @@ def lora_dropout_mask(m: int, k: int, dropout_p: float, seed: Tensor) -> Tensor:
     """The keep-mask the kernels apply to an (M, K) input for ``seed``: (M, K) bool (for tests)."""
     mask = torch.zeros(m, k, dtype=torch.uint8, device=seed.device)
     if m and k:
-        block = 16 if _interpreting() else 64
+        block = 16 if interpreting() else 64
         _mask_kernel[(triton.cdiv(m, block), triton.cdiv(k, block))](
             mask, seed, m, k, keep_threshold(dropout_p), BLOCK_M=block, BLOCK_K=block
         )
