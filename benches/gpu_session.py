@@ -47,6 +47,7 @@ the GPU benches' "needs CUDA" exit, e2e as a tiny CPU run): a check of the job i
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -93,6 +94,13 @@ def prepare(args: argparse.Namespace) -> int:
         sys.executable, "-m", "maturin", "build", "--release", "--features", "pyo3/abi3-py310",
         "--out", str(wheels),
     ]  # fmt: skip
+    # Linked against this machine's glibc the wheel is tagged manylinux_2_34, and pip on a GPU
+    # machine with an older glibc would refuse it. Zig (the `bench` extra's ziglang) links
+    # against glibc 2.17 instead: manylinux2014, which any machine with a recent CUDA takes.
+    if importlib.util.find_spec("ziglang") is not None:
+        build += ["--zig", "--compatibility", "manylinux2014"]
+    else:
+        log("ziglang not installed (pip install '.[bench]'): the wheel will need glibc >= 2.34 there")
     log("$", " ".join(build))
     subprocess.run(build, cwd=REPO, check=True)
     built = sorted(wheels.glob("fastbert-*-abi3-*.whl"))
