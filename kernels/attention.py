@@ -80,6 +80,20 @@ def _head_mask(offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
+def _load_rows(base, rows, stride, offs_d, mask_d, n_rows, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+               MASK_ROWS: tl.constexpr):  # fmt: skip
+    """(len(rows), BLOCK_D) tile of token rows ``rows`` of one head; rows ≥ ``n_rows`` and lanes ≥
+    HEAD_DIM read as 0. Without ``MASK_ROWS`` (a block wholly inside the sequence) and with a
+    full head the load has no mask at all."""
+    ptrs = base + rows[:, None] * stride + offs_d[None, :]
+    if MASK_ROWS:
+        return tl.load(ptrs, mask=(rows < n_rows)[:, None] & mask_d[None, :], other=0.0)
+    if HEAD_DIM == BLOCK_D:
+        return tl.load(ptrs)
+    return tl.load(ptrs, mask=mask_d[None, :], other=0.0)
+
+
+@triton.jit
 def _attn_fwd_step(
     acc, l_i, m_i, q, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
     seed, counter_base, rows, max_seqlen, keep_threshold,
@@ -96,17 +110,10 @@ def _attn_fwd_step(
     rounding is monotonic).
     """
     cols = col0 + tl.arange(0, BLOCK_N)
-    if MASK_COLS:
-        col_ok = cols < seqlen
-        kv_mask = col_ok[:, None] & mask_d[None, :]
-        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask, other=0.0)
-    elif HEAD_DIM == BLOCK_D:
-        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :])
-    else:
-        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+    k = _load_rows(k_base, cols, stride_kt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
     s = mm(q, tl.trans(k), DOT_PRECISION, UPCAST)  # (BLOCK_M, BLOCK_N), unscaled
     if MASK_COLS:
-        s = tl.where(col_ok[None, :], s, float("-inf"))
+        s = tl.where((cols < seqlen)[None, :], s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
     alpha = tl.exp2(m_i - m_new)
     p = tl.exp2(s * qk_scale - m_new[:, None])
@@ -114,12 +121,7 @@ def _attn_fwd_step(
     l_i = l_i * alpha + tl.sum(p, 1)
     if HAS_DROPOUT:
         p = tl.where(keep_mask(seed, counter_base, rows, col0, max_seqlen, keep_threshold, BLOCK_N), p, 0.0)
-    if MASK_COLS:
-        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
-    elif HEAD_DIM == BLOCK_D:
-        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :])
-    else:
-        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=mask_d[None, :], other=0.0)
+    v = _load_rows(v_base, cols, stride_vt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
     acc = acc * alpha[:, None] + mm(p.to(v.dtype), v, DOT_PRECISION, UPCAST)
     return acc, l_i, m_new
 
@@ -214,6 +216,31 @@ def _attn_bwd_preprocess_kernel(
 
 
 @triton.jit
+def _attn_bwd_dq_step(
+    dq, q, do, lse, delta, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
+    seed, counter_base, rows, max_seqlen, keep_threshold, keep_scale,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N2: tl.constexpr, MASK_COLS: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """One key block of dQ's loop: returns dq + dS k for keys ``col0 …``. As in the forward, only a
+    sequence's last, partial block (``MASK_COLS``) pays for masked loads and the select that zeroes
+    its probabilities past the end (there k = 0 already, but exp2(0 − lse) may overflow)."""
+    cols = col0 + tl.arange(0, BLOCK_N2)
+    k2 = _load_rows(k_base, cols, stride_kt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
+    v2 = _load_rows(v_base, cols, stride_vt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
+    s = mm(q, tl.trans(k2), DOT_PRECISION, UPCAST) * qk_scale
+    p = tl.exp2(s - lse[:, None])
+    if MASK_COLS:
+        p = tl.where((cols < seqlen)[None, :], p, 0.0)
+    dp = mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
+    if HAS_DROPOUT:
+        keep = keep_mask(seed, counter_base, rows, col0, max_seqlen, keep_threshold, BLOCK_N2)
+        dp = tl.where(keep, dp * keep_scale, 0.0)
+    ds = p * (dp - delta[:, None])
+    return dq + mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
+
+
+@triton.jit
 def _attn_bwd_kernel(
     Q, K, V, DO, LSE, DELTA, DQ, DK, DV, CU_SEQLENS, SEED,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
@@ -247,6 +274,9 @@ def _attn_bwd_kernel(
     do_base = DO + start64 * stride_dot + head * stride_doh
     lse_base = LSE + head * stride_lse_h + start
     delta_base = DELTA + head * stride_lse_h + start
+    seed = 0
+    counter_base = 0
+    keep_scale = 1.0
     if HAS_DROPOUT:
         seed = tl.load(SEED)
         counter_base = (seq * nheads + head).to(tl.int64) << 32
@@ -302,21 +332,19 @@ def _attn_bwd_kernel(
     lse = tl.load(lse_base + offs_m, mask=row_ok, other=float("inf"))
     delta = tl.load(delta_base + offs_m, mask=row_ok, other=0.0)
     dq = tl.zeros([BLOCK_M2, BLOCK_D], dtype=tl.float32)
-    offs_n2 = tl.arange(0, BLOCK_N2)
-    for start_n in range(0, seqlen, BLOCK_N2):
-        cols = start_n + offs_n2
-        col_ok = cols < seqlen
-        kv_mask2 = col_ok[:, None] & mask_d[None, :]
-        k2 = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=kv_mask2, other=0.0)
-        v2 = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=kv_mask2, other=0.0)
-        s = mm(q, tl.trans(k2), DOT_PRECISION, UPCAST) * qk_scale
-        p = tl.where(col_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
-        dp = mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
-        if HAS_DROPOUT:
-            keep = keep_mask(seed, counter_base, offs_m, start_n, max_seqlen, keep_threshold, BLOCK_N2)
-            dp = tl.where(keep, dp * keep_scale, 0.0)
-        ds = p * (dp - delta[:, None])
-        dq += mm(ds.to(k2.dtype), k2, DOT_PRECISION, UPCAST)
+    full_end = (seqlen // BLOCK_N2) * BLOCK_N2
+    for start_n in range(0, full_end, BLOCK_N2):
+        dq = _attn_bwd_dq_step(
+            dq, q, do, lse, delta, k_base, v_base, start_n, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
+            seed, counter_base, offs_m, max_seqlen, keep_threshold, keep_scale,
+            HEAD_DIM, BLOCK_D, BLOCK_N2, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
+    if full_end < seqlen:
+        dq = _attn_bwd_dq_step(
+            dq, q, do, lse, delta, k_base, v_base, full_end, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
+            seed, counter_base, offs_m, max_seqlen, keep_threshold, keep_scale,
+            HEAD_DIM, BLOCK_D, BLOCK_N2, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
     dq = dq * softmax_scale
     dq_base = DQ + start64 * stride_dqt + head * stride_dqh
     tl.store(
@@ -487,9 +515,7 @@ _varlen_fwd = torch.library.custom_op("fastbert::varlen_attention_fwd", _varlen_
 @_varlen_fwd.register_fake
 def _(q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed):
     total, nheads, head_dim = q.shape
-    return q.new_empty((total, nheads, head_dim)), q.new_empty(
-        (nheads, total), dtype=torch.float32
-    )
+    return q.new_empty((total, nheads, head_dim)), q.new_empty((nheads, total), dtype=torch.float32)
 
 
 def _varlen_bwd_impl(
