@@ -48,7 +48,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastbert.kernels.common import dot_precision, interpreting, mm, output_buffer, upcast
+from fastbert.kernels.common import dot_precision, dot_width, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.dropout_rng import draw_seed, keep_mask, keep_mask_reference, keep_threshold
 
 __all__ = [
@@ -377,10 +377,6 @@ def _dropout_mask_kernel(
 
 
 # ============================================================================ launchers
-def _block_d(head_dim: int) -> int:
-    return max(16, triton.next_power_of_2(head_dim))
-
-
 def _fwd_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str, int]:
     """Fixed block sizes (no autotuning): BLOCK_M queries × BLOCK_N keys per step.
 
@@ -502,7 +498,7 @@ def _varlen_fwd_impl(
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         lse.stride(0),
         nheads, max_seqlen, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
-        HEAD_DIM=head_dim, BLOCK_D=_block_d(head_dim), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+        HEAD_DIM=head_dim, BLOCK_D=dot_width(head_dim), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
         HAS_DROPOUT=has_dropout, DOT_PRECISION=dot_precision(q.dtype), UPCAST=upcast(q.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
@@ -540,7 +536,7 @@ def _varlen_bwd_impl(
     batch = cu_seqlens.numel() - 1
     if total == 0 or batch == 0 or max_seqlen == 0:
         return dq, dk, dv
-    block_d = _block_d(head_dim)
+    block_d = dot_width(head_dim)
     delta = output_buffer((nheads, total), torch.float32, q.device)
     block_t = 16 if interpreting() else 128
     _attn_bwd_preprocess_kernel[(triton.cdiv(total, block_t), nheads)](

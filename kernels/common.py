@@ -4,6 +4,7 @@
   interpreter needs;
 - :func:`interpreting`, :func:`upcast`, :func:`dot_precision`: how a launcher
   picks the kernels' constexprs for a dtype, on a GPU or in Triton's interpreter;
+- :func:`dot_width`: the padded size of a small matrix dimension fed to ``tl.dot``;
 - :func:`output_buffer`: output allocation that tests can poison.
 """
 
@@ -16,7 +17,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-__all__ = ["dot_precision", "interpreting", "mm", "output_buffer", "upcast"]
+__all__ = ["dot_precision", "dot_width", "interpreting", "mm", "output_buffer", "upcast"]
 
 
 @triton.jit
@@ -46,6 +47,12 @@ def dot_precision(dtype: torch.dtype) -> str:
     if upcast(dtype) or (dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32):
         return "ieee"
     return "tf32"
+
+
+def dot_width(n: int) -> int:
+    """The block width for a dimension of size ``n`` (a head size, a LoRA rank) that enters
+    ``tl.dot``: a power of two, and at least 16, the smallest the tensor cores take."""
+    return max(16, triton.next_power_of_2(n))
 
 
 def output_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:

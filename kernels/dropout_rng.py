@@ -31,9 +31,6 @@ from torch import Tensor
 
 __all__ = ["draw_seed", "keep_mask_reference", "keep_threshold", "philox_reference"]
 
-#: Elements served by one Philox call (4 words × 2 half-words).
-PER_CALL = 8
-
 
 def draw_seed(device: torch.device) -> Tensor:
     """A (1,) int64 Philox seed from PyTorch's generator for ``device`` (so torch.manual_seed governs dropout).
@@ -120,9 +117,7 @@ def keep_mask_reference(
     stream = np.asarray(streams, dtype=np.uint64)[:, None, None]
     rows = np.arange(n_rows, dtype=np.uint64)[None, :, None]
     cols = np.arange(n_cols, dtype=np.uint64)[None, None, :]
-    counters = (
-        (stream << np.uint64(32)) + rows * np.uint64(triton.cdiv(n_cols, PER_CALL)) + cols // np.uint64(8)
-    )
+    counters = (stream << np.uint64(32)) + rows * np.uint64(triton.cdiv(n_cols, 8)) + cols // np.uint64(8)
     words = np.stack(philox_reference(seed, counters))
     j = np.broadcast_to((cols % np.uint64(8)).astype(np.int64), counters.shape)
     picked = np.take_along_axis(words, (j // 2)[None], 0)[0]

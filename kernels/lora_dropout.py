@@ -44,7 +44,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from fastbert.kernels.common import dot_precision, interpreting, mm, output_buffer, upcast
+from fastbert.kernels.common import dot_precision, dot_width, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.dropout_rng import draw_seed, keep_mask, keep_mask_reference, keep_threshold
 
 __all__ = ["dropout_lora_linear", "dropout_lora_linear_reference", "lora_dropout_mask"]
@@ -169,10 +169,6 @@ def _mask_kernel(MASK, SEED, M, K, keep_threshold, BLOCK_M: tl.constexpr, BLOCK_
 
 
 # ============================================================================ launchers
-def _block_r(rank: int) -> int:
-    return max(16, triton.next_power_of_2(rank))
-
-
 def _config(dtype: torch.dtype) -> dict[str, int]:
     """Tile sizes (not tuned on a GPU yet): a tile of x is BLOCK_M × BLOCK_K; BLOCK_K is a multiple of 8 (the RNG)."""
     if interpreting():
@@ -196,7 +192,7 @@ def _shares(m: int, k: int, block_m: int, block_k: int, device: torch.device) ->
     return max(1, min(wanted, triton.cdiv(row_blocks, 4)))
 
 
-def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float, keep_scale: float) -> Tensor:
+def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float) -> Tensor:
     """x: (M, K); lora_a: (r, K); seed: (1,) int64. Returns xa = (keep ⊙ x · c) Aᵀ, (M, r), x's dtype."""
     m, k = x.shape
     rank = lora_a.shape[0]
@@ -207,8 +203,8 @@ def _lora_down_impl(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float, k
     _lora_down_kernel[(triton.cdiv(m, cfg["BLOCK_M"]),)](
         x, lora_a, xa, seed,
         m, k, rank, x.stride(0), lora_a.stride(0), xa.stride(0),
-        keep_threshold(dropout_p), keep_scale,
-        BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
+        keep_threshold(dropout_p), 1.0 / (1.0 - dropout_p),
+        BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=dot_width(rank),
         DOT_PRECISION=dot_precision(x.dtype), UPCAST=upcast(x.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
@@ -219,7 +215,7 @@ _lora_down = torch.library.custom_op("fastbert::lora_dropout_down", _lora_down_i
 
 
 @_lora_down.register_fake
-def _(x, lora_a, seed, dropout_p, keep_scale):
+def _(x, lora_a, seed, dropout_p):
     return x.new_empty((x.shape[0], lora_a.shape[0]))
 
 
@@ -232,7 +228,6 @@ def _lora_up_launch(
     seed: Tensor,
     scaling: float,
     dropout_p: float,
-    keep_scale: float,
 ) -> Tensor:
     """g = dy B: (M, r); x, dx, dx_out: (M, K) (dx_out = dx + the adapter's part; it may be dx
     itself, or both None). Returns dA = s · gᵀ (keep ⊙ x · c), (r, K) fp32."""
@@ -243,13 +238,13 @@ def _lora_up_launch(
     cfg = _config(x.dtype)
     shares = _shares(m, k, cfg["BLOCK_M"], cfg["BLOCK_K"], x.device)
     da_part = output_buffer((shares, rank, k), torch.float32, x.device)
-    has_dx = dx is not None and dx_out is not None
+    has_dx = dx is not None
     _lora_up_kernel[(triton.cdiv(k, cfg["BLOCK_K"]), shares)](
         g, lora_a, x, dx if has_dx else x, dx_out if has_dx else x, da_part, seed,
         m, k, rank, g.stride(0), lora_a.stride(0), x.stride(0),
         dx.stride(0) if has_dx else 0, dx_out.stride(0) if has_dx else 0, da_part.stride(0), da_part.stride(1),
-        scaling, keep_threshold(dropout_p), keep_scale,
-        HAS_DX=has_dx, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=_block_r(rank),
+        scaling, keep_threshold(dropout_p), 1.0 / (1.0 - dropout_p),
+        HAS_DX=has_dx, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=dot_width(rank),
         DOT_PRECISION=dot_precision(x.dtype), UPCAST=upcast(x.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
@@ -264,16 +259,13 @@ def _lora_up_impl(
     seed: Tensor,
     scaling: float,
     dropout_p: float,
-    keep_scale: float,
 ) -> tuple[Tensor, Tensor]:
     """The functional form that ``torch.compile`` traces: returns (dx + the adapter's part, or an
     empty (0,) tensor when dx is None; dA). A registered op that returns new tensors leaves
     nothing to functionalize; eager backward passes call :func:`_lora_up_launch` in place
     instead (no second (M, K) buffer)."""
     dx_out = output_buffer(dx.shape, dx.dtype, dx.device) if dx is not None else x.new_empty(0)
-    da = _lora_up_launch(
-        g, lora_a, x, dx, dx_out if dx is not None else None, seed, scaling, dropout_p, keep_scale
-    )
+    da = _lora_up_launch(g, lora_a, x, dx, dx_out if dx is not None else None, seed, scaling, dropout_p)
     return dx_out, da
 
 
@@ -281,7 +273,7 @@ _lora_up = torch.library.custom_op("fastbert::lora_dropout_up", _lora_up_impl, m
 
 
 @_lora_up.register_fake
-def _(g, lora_a, x, dx, seed, scaling, dropout_p, keep_scale):
+def _(g, lora_a, x, dx, seed, scaling, dropout_p):
     dx_out = dx.new_empty(dx.shape) if dx is not None else x.new_empty(0)
     return dx_out, x.new_empty((lora_a.shape[0], x.shape[1]), dtype=torch.float32)
 
@@ -295,17 +287,16 @@ class DropoutLoRALinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, dropout_p, seed):  # type: ignore[override]
-        keep_scale = 1.0 / (1.0 - dropout_p)
         down = torch.ops.fastbert.lora_dropout_down if torch.compiler.is_compiling() else _lora_down_impl
         with torch.autocast(x.device.type, enabled=False):  # every dtype below is chosen
             y = F.linear(x, weight, bias)
-            xa = down(x, lora_a, seed, dropout_p, keep_scale)
+            xa = down(x, lora_a, seed, dropout_p)
             if torch.compiler.is_compiling():  # torch 2.11 lost every gradient through the in-place form
                 y = torch.addmm(y, xa, lora_b.t(), alpha=scaling)
             else:
                 y = y.addmm_(xa, lora_b.t(), alpha=scaling)
         ctx.save_for_backward(x, weight, lora_a, lora_b, xa, seed)
-        ctx.scaling, ctx.dropout_p, ctx.keep_scale = scaling, dropout_p, keep_scale
+        ctx.scaling, ctx.dropout_p = scaling, dropout_p
         ctx.has_bias = bias is not None
         return y
 
@@ -316,18 +307,16 @@ class DropoutLoRALinearFunction(torch.autograd.Function):
         s = ctx.scaling
         dx = d_w = d_bias = d_a = d_b = None
         with torch.autocast(dy.device.type, enabled=False):
-            dy = dy.contiguous()
             if need_x:
                 dx = dy @ weight  # the frozen layer's part; the kernel adds the adapter's in place
             if need_x or need_a:
                 g = dy @ lora_b  # (M, r), rounded to the dtype as PEFT rounds it
                 if torch.compiler.is_compiling():
-                    dx_out, da = torch.ops.fastbert.lora_dropout_up(
-                        g, lora_a, x, dx, seed, s, ctx.dropout_p, ctx.keep_scale
-                    )
-                    dx = dx_out if dx is not None else None
+                    dx_out, da = torch.ops.fastbert.lora_dropout_up(g, lora_a, x, dx, seed, s, ctx.dropout_p)
+                    if dx is not None:
+                        dx = dx_out
                 else:  # in place into dx
-                    da = _lora_up_launch(g, lora_a, x, dx, dx, seed, s, ctx.dropout_p, ctx.keep_scale)
+                    da = _lora_up_launch(g, lora_a, x, dx, dx, seed, s, ctx.dropout_p)
                 d_a = da.to(lora_a.dtype) if need_a else None
             if need_b:
                 d_b = dy.t() @ (xa * s)  # (N, r); the scaling on the small factor

@@ -96,8 +96,8 @@ def lora_split_case(dtype: torch.dtype, m: int, k: int, rank: int) -> None:
         torch.empty(m, rank, dtype=dtype),
     )
     a, seed = torch.empty(rank, k, dtype=dtype), torch.full((1,), 2**33, dtype=torch.int64)
-    lora_dropout._lora_down_impl(x, a, seed, 0.1, 1 / 0.9)
-    lora_dropout._lora_up_impl(g, a, x, dx, seed, 2.0, 0.1, 1 / 0.9)
+    lora_dropout._lora_down_impl(x, a, seed, 0.1)
+    lora_dropout._lora_up_impl(g, a, x, dx, seed, 2.0, 0.1)
 
 
 def main() -> None:
