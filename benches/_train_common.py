@@ -120,7 +120,7 @@ def entity_f1(true_tags: list[list[str]], pred_tags: list[list[str]]) -> tuple[f
     try:
         from seqeval.metrics import f1_score
     except ImportError:  # fastbert.metrics is tested equal to seqeval (tests/test_metrics.py)
-        from fastbert.metrics import entity_metrics
+        from fastbert.evaluation.metrics import entity_metrics
 
         return float(entity_metrics(true_tags, pred_tags)["f1"]), "fastbert.metrics (seqeval missing)"
     return float(f1_score(true_tags, pred_tags)), "seqeval"
@@ -409,10 +409,10 @@ def _timed(module: Any, name: str, into: list[tuple[float, float]]) -> Iterator[
 
 def _fastbert_run(train: Any, dev: Any, task: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """One ``fastbert.finetune`` call, with the time of its tokenization, its training call and
-    its evaluations measured by wrapping ``fastbert.api.featurize``, ``fastbert.api.train`` and
-    ``fastbert.api.evaluate_features``."""
+    its evaluations measured by wrapping ``fastbert.finetuning.featurize``, ``fastbert.finetuning.train``
+    and ``fastbert.finetuning.evaluate_on_dev``."""
     import fastbert
-    import fastbert.api as api
+    import fastbert.finetuning as api
 
     featurize_t: list[tuple[float, float]] = []
     train_t: list[tuple[float, float]] = []
@@ -420,7 +420,7 @@ def _fastbert_run(train: Any, dev: Any, task: str, options: dict[str, Any]) -> t
     with (
         _timed(api, "featurize", featurize_t),
         _timed(api, "train", train_t),
-        _timed(api, "evaluate_features", eval_t),
+        _timed(api, "evaluate_on_dev", eval_t),
     ):
         t0 = time.perf_counter()
         ft = fastbert.finetune(train, dev, task=task, model=model_dir(), **options)

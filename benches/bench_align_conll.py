@@ -7,7 +7,7 @@ and building arrays from padded lists was about 1.6× slower): `encode_batch(wor
 is_pretokenized=True)`, then per encoding a loop over `word_ids` that gives the first
 sub-token of each word its label and -100 to the rest (specials, later sub-tokens),
 then int64 numpy arrays padded to the longest row. fastbert does the same in one
-`fastbert.align.tokenize_and_align` call. input_ids, token_type_ids, attention_mask and
+`fastbert.text.align.tokenize_and_align` call. input_ids, token_type_ids, attention_mask and
 labels are compared before timing. MB are UTF-8 bytes of each sentence's words joined
 by single spaces.
 
@@ -109,7 +109,7 @@ def child(threads: int, calls: int) -> dict:
     from tokenizers import Tokenizer as HFTokenizer
 
     import fastbert
-    from fastbert.align import tokenize_and_align, word_labels_to_token_labels
+    from fastbert.text.align import tokenize_and_align, word_labels_to_token_labels
 
     sentences, labels = read_conll(DATA / "conll2003" / "train.txt")
     mb = sum(len(" ".join(s).encode("utf-8")) for s in sentences) / 1e6

@@ -10,7 +10,7 @@ word 5-grams in turn:
 - datasketch: the recipe of its documentation at its fastest (`MinHash.generator`, which
   reuses the permutations, then `MinHashLSH.query` and `insert` per document: each
   document is checked against those before it), fed the very shingles fastbert hashes
-  (`fastbert._minhash_reference.shingle_set`, the specification the Rust core is tested
+  (`fastbert.text.minhash_reference.shingle_set`, the specification the Rust core is tested
   against), computed before the clock starts. So the competitor's shingling is free, and
   its candidates are not verified: both favour it.
 
@@ -51,7 +51,7 @@ def read_lines(quick: bool) -> list[str]:
 
 def shingles_for_datasketch(lines: list[str], unit: str) -> list[list[bytes]]:
     """fastbert's own shingles (the reference), as the bytes datasketch hashes."""
-    from fastbert import _minhash_reference as ref
+    from fastbert.text import minhash_reference as ref
 
     out = []
     for line in lines:

@@ -44,7 +44,7 @@ reported for every side.
   ``train_runtime`` (the ``train_samples_per_second`` it reports is kept in the record too)
   and fastbert's ``history.train_seconds`` (``train_samples_per_second``); both end after
   a host sync with the last loss. *wall*: our clock around ``trainer.train()`` (with
-  ``torch.cuda.synchronize()`` either side) and around ``fastbert.api.train`` less its
+  ``torch.cuda.synchronize()`` either side) and around ``fastbert.finetuning.train`` less its
   evaluation, which adds each library's set-up (optimizer, accelerate, data loader). The
   ratio and the bar use the own clocks.
 - **MFU.** Model FLOPs of the real (unpadded) tokens each side processed (see
@@ -369,16 +369,17 @@ def fastbert_run(
     a: argparse.Namespace, task: str, train: list[Any], use_kernels: bool, hp: dict[str, Any]
 ) -> dict[str, Any]:
     """One ``fastbert.finetune`` call; its training set's token lengths are read from what
-    ``fastbert.api.featurize`` returned, its training call timed by wrapping ``fastbert.api.train``
-    and ``fastbert.api.evaluate_features`` (the evaluation inside ``train`` is taken out)."""
+    ``fastbert.finetuning.featurize`` returned, its training call timed by wrapping
+    ``fastbert.finetuning.train`` and ``fastbert.finetuning.evaluate_on_dev`` (the evaluation inside
+    ``train`` is taken out)."""
     import numpy as np
 
     import fastbert
-    import fastbert.api as api
+    import fastbert.finetuning as api
 
     known = {f.name for f in dataclasses.fields(fastbert.FinetuneConfig)}
     options = {k: v for k, v in fastbert_options(a, use_kernels).items() if k in known}
-    calls: dict[str, list[dict[str, Any]]] = {"featurize": [], "train": [], "evaluate_features": []}
+    calls: dict[str, list[dict[str, Any]]] = {"featurize": [], "train": [], "evaluate_on_dev": []}
     with contextlib.ExitStack() as stack:
         for name, into in calls.items():
             stack.enter_context(_recorded(api, name, into))
@@ -389,9 +390,7 @@ def fastbert_run(
     lengths = np.asarray(calls["featurize"][0]["result"].lengths, dtype=np.int64)  # the training set's
     call = calls["train"][0]
     evals = sum(
-        e["end"] - e["start"]
-        for e in calls["evaluate_features"]
-        if call["start"] <= e["start"] <= call["end"]
+        e["end"] - e["start"] for e in calls["evaluate_on_dev"] if call["start"] <= e["start"] <= call["end"]
     )
     return {
         "samples": len(lengths) * hp["epochs"],
@@ -405,7 +404,7 @@ def fastbert_run(
         "tokens": int(lengths.sum()),
         "sq_tokens": int((lengths * lengths).sum()),
         "peak_memory_gib": _peak_memory_gib(a.device),
-        "attention_kernel": getattr(ft.model.bert, "attention_fn", None) is not None,  # kernel_dispatch
+        "attention_kernel": getattr(ft.model.encoder, "attention_fn", None) is not None,  # kernel_dispatch
         "finetune_options": options,
     }
 

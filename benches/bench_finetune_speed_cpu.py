@@ -20,7 +20,7 @@ Two throughputs per side, in training samples (examples x epochs) per second:
   set-up: optimizer, accelerate, data loader).
 - **end to end**: sentences in memory → trained model: tokenizer load, tokenization, model
   load and training; dev evaluation excluded (for fastbert its time is measured by wrapping
-  ``fastbert.api.evaluate_features`` and subtracted).
+  ``fastbert.finetuning.evaluate_on_dev`` and subtracted).
 
 Every run is a fresh process; runs alternate HF, fastbert, fastbert, HF, ... (``--rounds``
 pairs), so slow drift on a shared machine lands on both sides; the table gives every run and

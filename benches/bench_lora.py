@@ -6,7 +6,7 @@ forward+backward (dx, dA, dB; W frozen) of:
 
 - ``base``: ``F.linear(x, W, b)`` alone, W frozen — the floor any LoRA layer sits on;
 - ``peft``: ``peft.tuners.lora.Linear`` (``get_peft_model``), the usual way;
-- ``fastbert_eager``: ``fastbert.lora.LoRALinear`` on PEFT's formula (kernels off, no merging);
+- ``fastbert_eager``: ``fastbert.model.lora.LoRALinear`` on PEFT's formula (kernels off, no merging);
 - ``fused``: ``fastbert.kernels.lora_linear(..., strategy="fused")``, one Triton kernel forward,
   one + two small GEMMs backward (with dropout: a Bernoulli mask drawn by PyTorch);
 - ``merged``: ``strategy="merged"`` (``fastbert.lora_merged``), the adapter folded into
@@ -59,7 +59,7 @@ def load_fastbert() -> tuple[Any, Any, str]:
     """(fastbert.kernels, fastbert.lora) as installed; else from this checkout (no compiled _core for this Python)."""
     try:
         import fastbert.kernels as kernels
-        import fastbert.lora as lora
+        import fastbert.model.lora as lora
 
         return kernels, lora, f"installed fastbert ({Path(kernels.__file__).parent})"
     except ImportError as e:
@@ -76,7 +76,7 @@ def load_fastbert() -> tuple[Any, Any, str]:
     package.__path__ = [str(REPO / "python" / "fastbert")]
     sys.modules["fastbert"] = package
     import fastbert.kernels as kernels
-    import fastbert.lora as lora
+    import fastbert.model.lora as lora
 
     return kernels, lora, f"source checkout {REPO / 'kernels'} (fastbert itself not importable: {reason})"
 

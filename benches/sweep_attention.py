@@ -102,26 +102,24 @@ def sweep_one(
     cu = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], device=device, dtype=torch.int32)
     seed = torch.full((1,), 2**33 + 7, device=device, dtype=torch.int64)
     scale = 1.0 / math.sqrt(HEAD_DIM)
-    default_fwd, default_bwd = attention._fwd_config, attention._bwd_config
-    out, lse = attention._varlen_fwd_impl(q, k, v, cu, max_len, dropout_p, scale, seed)
-    want = (out,) if kernel == "fwd" else attention._varlen_bwd_impl(
+    default_fwd, default_bwd = attention.forward_config, attention.backward_config
+    out, lse = attention.varlen_forward(q, k, v, cu, max_len, dropout_p, scale, seed)
+    want = (out,) if kernel == "fwd" else attention.varlen_backward(
         dout, q, k, v, out, lse, cu, max_len, dropout_p, scale, seed
     )  # fmt: skip
     rows = []
     for cfg in configs:
         row: dict[str, Any] = {"config": cfg}
         if kernel == "fwd":
-            attention._fwd_config = lambda *_, cfg=cfg: dict(cfg)
+            attention.forward_config = lambda *_, cfg=cfg: dict(cfg)
 
             def run():
-                return (attention._varlen_fwd_impl(q, k, v, cu, max_len, dropout_p, scale, seed)[0],)
+                return (attention.varlen_forward(q, k, v, cu, max_len, dropout_p, scale, seed)[0],)
         else:
-            attention._bwd_config = lambda *_, cfg=cfg: dict(cfg)
+            attention.backward_config = lambda *_, cfg=cfg: dict(cfg)
 
             def run():
-                return attention._varlen_bwd_impl(
-                    dout, q, k, v, out, lse, cu, max_len, dropout_p, scale, seed
-                )
+                return attention.varlen_backward(dout, q, k, v, out, lse, cu, max_len, dropout_p, scale, seed)
 
         try:
             got = run()
@@ -139,7 +137,7 @@ def sweep_one(
         except Exception as e:  # e.g. out of shared memory on this GPU
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
         finally:
-            attention._fwd_config, attention._bwd_config = default_fwd, default_bwd
+            attention.forward_config, attention.backward_config = default_fwd, default_bwd
         rows.append(row)
     flops = 4 * HEADS * HEAD_DIM * sum(n * n for n in lens) * (1.0 if kernel == "fwd" else 2.5)
     for row in rows:
@@ -180,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     device = "cuda" if not args.smoke else "cpu"
     _, source = load_kernels()  # fastbert.kernels, installed or from this checkout
-    import fastbert.kernels.attention as attention
+    import fastbert.kernels.attention_kernels as attention
 
     env = environment(source) if device == "cuda" else {"kernels": source, "mode": "smoke (interpreter)"}
     log("# attention block-size sweep (bf16, 12 heads × d 64; device time from CUDA graphs)")
@@ -191,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for (name, kernel), candidates in CANDIDATES.items():
         lens = problem(name, lengths, args.smoke)
-        default = (attention._fwd_config if kernel == "fwd" else attention._bwd_config)(
+        default = (attention.forward_config if kernel == "fwd" else attention.backward_config)(
             HEAD_DIM, torch.bfloat16, max(lens)
         )
         others = [c for c in candidates if c != default]

@@ -27,7 +27,7 @@ in the backward pass (PEFT keeps the same tensor alive from forward to backward)
 :func:`lora_linear` does not run these kernels by default (``strategy="auto"``): on the
 H100, cuBLAS ran the main product in about half the time of this file's Triton GEMM
 (kernels/README.md). Without dropout it folds the adapter into the weight and runs the
-vendor GEMM (:mod:`fastbert.lora_merged`); with dropout it runs the frozen layer on the
+vendor GEMM (:mod:`fastbert.kernels.lora_merged`); with dropout it runs the frozen layer on the
 vendor GEMM and only the adapter's rank-r products in Triton (:mod:`fastbert.kernels.lora_dropout`,
 ``strategy="split"``). Neither has been timed on a GPU yet. ``strategy="fused"`` runs
 this file's kernels, with or without dropout.
@@ -41,7 +41,7 @@ require grad; in LoRA they do not. Layout (Liger-Kernel's): kernels → launcher
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import triton
@@ -50,7 +50,7 @@ from torch import Tensor
 
 from fastbert.kernels.common import dot_precision, dot_width, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.lora_dropout import dropout_lora_linear
-from fastbert.lora_merged import (
+from fastbert.kernels.lora_merged import (
     check_lora_shapes,
     compute_dtype,
     merged_lora_linear,
@@ -319,7 +319,16 @@ _lora_fwd = torch.library.custom_op("fastbert::lora_linear_fwd", _lora_fwd_impl,
 
 
 @_lora_fwd.register_fake
-def _(x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale):
+def _(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    lora_a: Tensor,
+    lora_b: Tensor,
+    scaling: float,
+    keep: Tensor | None,
+    keep_scale: float,
+) -> tuple[Tensor, Tensor]:
     m = x.shape[0]
     return x.new_empty((m, weight.shape[0])), x.new_empty((m, lora_a.shape[0]))
 
@@ -362,7 +371,15 @@ _lora_bwd_dx = torch.library.custom_op("fastbert::lora_linear_bwd_dx", _lora_bwd
 
 
 @_lora_bwd_dx.register_fake
-def _(dy, weight, lora_a, lora_b, scaling, keep, keep_scale):
+def _(
+    dy: Tensor,
+    weight: Tensor,
+    lora_a: Tensor,
+    lora_b: Tensor,
+    scaling: float,
+    keep: Tensor | None,
+    keep_scale: float,
+) -> tuple[Tensor, Tensor]:
     m = dy.shape[0]
     return dy.new_empty((m, weight.shape[1])), dy.new_empty((m, lora_a.shape[0]))
 
@@ -376,7 +393,17 @@ class LoRALinearFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale):  # type: ignore[override]
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        lora_a: Tensor,
+        lora_b: Tensor,
+        scaling: float,
+        keep: Tensor | None,
+        keep_scale: float,
+    ) -> Tensor:
         fwd = torch.ops.fastbert.lora_linear_fwd if torch.compiler.is_compiling() else _lora_fwd_impl
         y, xa = fwd(x, weight, bias, lora_a, lora_b, scaling, keep, keep_scale)
         ctx.save_for_backward(x, weight, lora_a, lora_b, xa, keep)
@@ -384,7 +411,9 @@ class LoRALinearFunction(torch.autograd.Function):
         return y
 
     @staticmethod
-    def backward(ctx, dy):  # type: ignore[override]
+    def backward(
+        ctx: Any, dy: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None, None, None, None]:
         x, weight, lora_a, lora_b, xa, keep = ctx.saved_tensors
         need_x, need_w, need_b, need_a, need_bb = ctx.needs_input_grad[:5]
         s = ctx.scaling
@@ -434,7 +463,7 @@ def lora_linear(
     Differentiable in x, lora_a, lora_b (and weight, bias if they require grad).
 
     strategy: ``"merged"`` folds the adapter into the weight and runs the vendor GEMM
-    (:mod:`fastbert.lora_merged`; needs ``dropout_p == 0``); ``"split"`` runs the frozen
+    (:mod:`fastbert.kernels.lora_merged`; needs ``dropout_p == 0``); ``"split"`` runs the frozen
     layer on the vendor GEMM and the adapter's rank-r products through the dropout mask in
     Triton, the mask regenerated from a counter-based RNG (:mod:`fastbert.kernels.lora_dropout`;
     needs ``dropout_p > 0``); ``"fused"`` runs this module's Triton kernel (one GEMM with the

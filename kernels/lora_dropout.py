@@ -4,7 +4,7 @@ Shapes: x (M, K), W (N, K), b (N,), A (r, K) (``lora_A.weight``), B (N, r)
 (``lora_B.weight``), s = alpha / r, dropout probability p, keep-scale c = 1 / (1 − p).
 
 Why. With dropout the adapter sees another input than the frozen layer, so the
-adapter cannot be folded into the weight (:mod:`fastbert.lora_merged`). The fused
+adapter cannot be folded into the weight (:mod:`fastbert.kernels.lora_merged`). The fused
 kernel (:mod:`fastbert.kernels.lora`) runs the frozen product in a Triton GEMM,
 which on the H100 took about 2× cuBLAS's time (kernels/README.md); PEFT's formula
 uses cuBLAS but writes the dropped x (M, K) and three (M, N) tensors besides y.
@@ -36,6 +36,7 @@ reference :func:`dropout_lora_linear_reference`.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 import torch
@@ -215,7 +216,7 @@ _lora_down = torch.library.custom_op("fastbert::lora_dropout_down", _lora_down_i
 
 
 @_lora_down.register_fake
-def _(x, lora_a, seed, dropout_p):
+def _(x: Tensor, lora_a: Tensor, seed: Tensor, dropout_p: float) -> Tensor:
     return x.new_empty((x.shape[0], lora_a.shape[0]))
 
 
@@ -239,10 +240,14 @@ def _lora_up_launch(
     shares = _shares(m, k, cfg["BLOCK_M"], cfg["BLOCK_K"], x.device)
     da_part = output_buffer((shares, rank, k), torch.float32, x.device)
     has_dx = dx is not None
+    dx_stride = dx_out_stride = 0
+    if dx is not None:
+        assert dx_out is not None, "dx_out comes with dx"
+        dx_stride, dx_out_stride = dx.stride(0), dx_out.stride(0)
     _lora_up_kernel[(triton.cdiv(k, cfg["BLOCK_K"]), shares)](
         g, lora_a, x, dx if has_dx else x, dx_out if has_dx else x, da_part, seed,
         m, k, rank, g.stride(0), lora_a.stride(0), x.stride(0),
-        dx.stride(0) if has_dx else 0, dx_out.stride(0) if has_dx else 0, da_part.stride(0), da_part.stride(1),
+        dx_stride, dx_out_stride, da_part.stride(0), da_part.stride(1),
         scaling, keep_threshold(dropout_p), 1.0 / (1.0 - dropout_p),
         HAS_DX=has_dx, BLOCK_M=cfg["BLOCK_M"], BLOCK_K=cfg["BLOCK_K"], BLOCK_R=dot_width(rank),
         DOT_PRECISION=dot_precision(x.dtype), UPCAST=upcast(x.dtype),
@@ -273,7 +278,15 @@ _lora_up = torch.library.custom_op("fastbert::lora_dropout_up", _lora_up_impl, m
 
 
 @_lora_up.register_fake
-def _(g, lora_a, x, dx, seed, scaling, dropout_p):
+def _(
+    g: Tensor,
+    lora_a: Tensor,
+    x: Tensor,
+    dx: Tensor | None,
+    seed: Tensor,
+    scaling: float,
+    dropout_p: float,
+) -> tuple[Tensor, Tensor]:
     dx_out = dx.new_empty(dx.shape) if dx is not None else x.new_empty(0)
     return dx_out, x.new_empty((lora_a.shape[0], x.shape[1]), dtype=torch.float32)
 
@@ -286,7 +299,17 @@ class DropoutLoRALinearFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, lora_a, lora_b, scaling, dropout_p, seed):  # type: ignore[override]
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        lora_a: Tensor,
+        lora_b: Tensor,
+        scaling: float,
+        dropout_p: float,
+        seed: Tensor,
+    ) -> Tensor:
         down = torch.ops.fastbert.lora_dropout_down if torch.compiler.is_compiling() else _lora_down_impl
         with torch.autocast(x.device.type, enabled=False):  # every dtype below is chosen
             y = F.linear(x, weight, bias)
@@ -301,7 +324,9 @@ class DropoutLoRALinearFunction(torch.autograd.Function):
         return y
 
     @staticmethod
-    def backward(ctx, dy):  # type: ignore[override]
+    def backward(
+        ctx: Any, dy: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None, Tensor | None, None, None, None]:
         x, weight, lora_a, lora_b, xa, seed = ctx.saved_tensors
         need_x, need_w, need_bias, need_a, need_b = ctx.needs_input_grad[:5]
         s = ctx.scaling

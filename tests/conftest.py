@@ -63,7 +63,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Pat
     import torch
     from safetensors.torch import save_file
 
-    from fastbert.model import BertConfig, BertModel
+    from fastbert.model.bert import BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)

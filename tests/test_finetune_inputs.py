@@ -214,6 +214,27 @@ def test_eval_keyword_is_the_dev_data(tiny_model: Path) -> None:
         fastbert.finetune(rows, dev, eval=dev, task="classification", model=tiny_model, **one_step())
 
 
+def test_dev_examples_take_the_training_label_ids(tiny_model: Path) -> None:
+    # Loaded `Examples` as dev data kept their own ids: a dev set that holds only "pos" has
+    # label_names ["pos"] and id 0 for it, which is "neg" in training. They are mapped by name.
+    from fastbert.data import load_examples
+
+    rows = [{"text": f"text number {i}", "label": ["neg", "pos"][i % 2]} for i in range(40)]
+    dev_rows = [{"text": f"held out {i}", "label": "pos"} for i in range(6)]
+    dev = load_examples(dev_rows, "classification", split="dev")
+    assert dev.label_names == ["pos"] and dev.labels.tolist() == [0] * 6
+    ft = fastbert.finetune(rows, dev, task="classification", model=tiny_model, **one_step())
+    assert ft.label_names == ["neg", "pos"]
+    assert ft.eval_predictions is not None and ft.eval_predictions.labels.tolist() == [1] * 6
+    assert ft.metrics["per_class"]["pos"]["support"] == 6 and ft.metrics["per_class"]["neg"]["support"] == 0
+    as_list = fastbert.finetune(rows, dev_rows, task="classification", model=tiny_model, **one_step())
+    assert as_list.metrics == ft.metrics
+    # A dev label the training data does not have is refused, naming the example.
+    unknown = load_examples([{"text": "x", "label": "maybe"}], "classification", split="dev")
+    with pytest.raises(DataError, match=r"<list>, row 1: label 'maybe' is not one of the 2 labels"):
+        fastbert.finetune(rows, unknown, task="classification", model=tiny_model, **one_step())
+
+
 # ----------------------------------------------------------------------------- bad input
 def bad_cases(folder: Path) -> list[tuple[str, Any, Any, dict[str, Any], str]]:
     """(name, train, eval, options, message pattern) for data `finetune` must refuse."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fastbert import heap
+from fastbert.training import heap
 
 LIBC = heap.glibc()
 pytestmark = pytest.mark.skipif(
@@ -31,7 +31,7 @@ PRELUDE = textwrap.dedent(
     """
     import ctypes, json, sys
     import torch
-    from fastbert import heap
+    from fastbert.training import heap
 
     BIG = 64 * 1024 * 1024
     FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
@@ -104,7 +104,7 @@ def test_cpu_training_runs_inside_it_and_restores_glibc_after(tiny_model: Path) 
         f"""
         import contextlib
         import fastbert
-        from fastbert import train as train_mod
+        from fastbert.training import loop as train_mod
 
         seen = []
 

@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbert
-import fastbert.api as api
-from fastbert.api import class_weight_vector
+import fastbert.finetuning as finetuning
 from fastbert.config import DEFAULT_METRIC, FinetuneConfig
-from fastbert.sampling import resample_features, resample_indices
-from fastbert.train import IGNORE, Features
+from fastbert.features.arrays import Features
+from fastbert.training.loss import IGNORE, class_weight_vector
+from fastbert.training.sampling import resample_features, resample_indices
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def quick(**kw: Any) -> dict[str, Any]:
 def capture_training_rows(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Record the rows and class weights `finetune` hands to `train`."""
     seen: list[dict[str, Any]] = []
-    real = api.train
+    real = finetuning.train
 
     def recording(model: Any, cfg: Any, feats: Features, evaluate: Any, **kw: Any) -> Any:
         seen.append(
@@ -48,7 +48,7 @@ def capture_training_rows(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any
         )
         return real(model, cfg, feats, evaluate, **kw)
 
-    monkeypatch.setattr(api, "train", recording)
+    monkeypatch.setattr(finetuning, "train", recording)
     return seen
 
 

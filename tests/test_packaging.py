@@ -112,7 +112,12 @@ def run_in(venv: Path, args: list[str], stdin: bytes | None = None, cwd: Path | 
 def test_wheel_holds_the_extension_stub_and_marker(names: list[str]) -> None:
     extensions = [n for n in names if n.startswith("fastbert/_core") and n.endswith((".so", ".pyd"))]
     assert len(extensions) == 1, extensions
-    for required in ("fastbert/__init__.py", "fastbert/py.typed", "fastbert/_core.pyi", "fastbert/cli.py"):
+    for required in (
+        "fastbert/__init__.py",
+        "fastbert/py.typed",
+        "fastbert/_core.pyi",
+        "fastbert/cli/__init__.py",
+    ):
         assert required in names, f"{required} is not in the wheel"
 
 
@@ -154,6 +159,15 @@ def test_wheel_ships_nothing_it_should_not(names: list[str]) -> None:
         or n.startswith(("fastbert/tests/", "fastbert/target/"))
     ]
     assert not unwanted, f"the wheel should not ship {unwanted}"
+
+
+def test_wheel_ships_no_repository_tooling_or_paths(wheel: Path, names: list[str]) -> None:
+    # The script that draws the sample reads the developers' data folder: it stays in the
+    # repository (tools/), and no shipped module may point users at that folder either.
+    assert not [n for n in names if n.endswith("make_sample.py")], names
+    with zipfile.ZipFile(wheel) as z:
+        leaking = [n for n in names if n.endswith(".py") and b"shared/data" in z.read(n)]
+    assert not leaking, f"these modules name the repository's data folder: {leaking}"
 
 
 def test_wheel_ships_the_bundled_sample(names: list[str]) -> None:

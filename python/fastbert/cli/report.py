@@ -1,0 +1,42 @@
+"""``fastbert report``: rebuild a saved model's evaluation report and figures from its folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from fastbert.cli.common import CliError, Command, model_folder
+
+__all__ = ["COMMAND"]
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Rebuild a saved model folder's evaluation report (report.json, report.md and the PNG "
+        "figures) from its fastbert.json and eval_predictions.npz alone; files are replaced only "
+        "once all of them are written."
+    )
+    p.add_argument("model_dir", metavar="DIR", help="a folder saved by fastbert finetune")
+
+
+def _run(args: argparse.Namespace) -> int:
+    folder = model_folder(args.model_dir, "model folder")
+    from fastbert.evaluation.report import REPORT_JSON, REPORT_MD
+    from fastbert.io import rebuild_report
+
+    try:
+        report = rebuild_report(folder)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from None
+    except (ValueError, KeyError) as e:
+        raise CliError(f"{args.model_dir}: cannot rebuild the report ({e})") from None
+    for name in (REPORT_JSON, REPORT_MD, *report["plots"]):
+        print(folder / name)
+    return 0
+
+
+COMMAND = Command(
+    name="report",
+    help="rebuild a saved model's evaluation report and figures from its folder",
+    add_arguments=_add_arguments,
+    run=_run,
+)

@@ -1,0 +1,384 @@
+"""Our BERT encoder, readable in one sitting, loading Hugging Face checkpoints.
+
+Shapes: ``B`` batch, ``L`` padded length, ``T`` total real tokens in a packed
+batch, ``H`` hidden size, ``h`` heads, ``d = H / h`` head size.
+
+Two ways through the same weights:
+
+- **padded** (``forward``): ``(B, L)`` ids and an attention mask, like
+  ``transformers.BertModel``; its outputs match it within 1e-5 in fp32.
+- **unpadded** (``forward_packed``): the real tokens of all sequences packed into
+  one ``(T,)`` row with ``cu_seqlens`` (cumulative lengths, FlashAttention's
+  convention), so embeddings, projections, feed-forward and LayerNorm spend no
+  compute on padding. Attention is the only step that needs sequence
+  boundaries: on the CPU it re-pads per batch and calls PyTorch's
+  ``scaled_dot_product_attention`` with a key-padding mask; a variable-length
+  kernel (``attention_fn``) can take its place without re-padding.
+
+The padded ``forward`` unpads internally when ``config.unpad`` is true (the default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fastbert.model.attention import (
+    Attend,
+    VarlenAttention,
+    first_query_attention,
+    packed_positions,
+    padded_attention,
+    repad_attention,
+)
+from fastbert.model.checkpoint import load_state_dict, read_config, read_config_file
+from fastbert.model.dropout import Dropout
+
+__all__ = ["BertConfig", "BertModel"]
+
+
+@dataclass
+class BertConfig:
+    """The fields of a Hugging Face BERT ``config.json`` that the encoder uses."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    position_embedding_type: str = "absolute"
+    #: Skip padding in every position-wise layer (see module docstring).
+    unpad: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> BertConfig:
+        known = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in d.items() if k in known})
+        if config.position_embedding_type != "absolute":
+            raise ValueError(
+                f"{source}: position_embedding_type={config.position_embedding_type!r} is not supported "
+                "(only 'absolute')"
+            )
+        if config.hidden_act not in _ACTIVATIONS:
+            raise ValueError(
+                f"{source}: hidden_act={config.hidden_act!r} is not one of {sorted(_ACTIVATIONS)}"
+            )
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(
+                f"{source}: hidden_size {config.hidden_size} is not a multiple of "
+                f"num_attention_heads {config.num_attention_heads}"
+            )
+        return config
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BertConfig:
+        """A ``config.json`` file; raises naming the file when it is missing, not JSON, or wrong."""
+        path = Path(path)
+        return cls.from_dict(read_config_file(path), str(path))
+
+    def to_hf_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("unpad")
+        return {"model_type": "bert", **d}
+
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": F.gelu,  # the exact erf form, as BERT and transformers use it
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = Dropout(c.hidden_dropout_prob)
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
+        # any shape (...,) -> (..., H)
+        x = self.word_embeddings(input_ids)
+        x = x + self.token_type_embeddings(token_type_ids)
+        x = x + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.num_heads = c.num_attention_heads
+        self.head_size = c.hidden_size // c.num_attention_heads
+        self.query = nn.Linear(c.hidden_size, c.hidden_size)
+        self.key = nn.Linear(c.hidden_size, c.hidden_size)
+        self.value = nn.Linear(c.hidden_size, c.hidden_size)
+        self.dropout_p = c.attention_probs_dropout_prob
+
+
+class BertSelfOutput(nn.Module):
+    """dense → dropout → add residual → LayerNorm (``BertSelfOutput`` and ``BertOutput`` alike)."""
+
+    def __init__(self, c: BertConfig, in_features: int | None = None) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_features or c.hidden_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.dropout = Dropout(c.hidden_dropout_prob)
+
+    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(c)
+        self.output = BertSelfOutput(c)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
+        self.act = _ACTIVATIONS[c.hidden_act]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.dense(x))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(c)
+        self.intermediate = BertIntermediate(c)
+        self.output = BertSelfOutput(c, in_features=c.intermediate_size)
+
+    def forward(
+        self,
+        x: Tensor,
+        attend: Attend,
+        rows: Tensor | None = None,
+    ) -> Tensor:
+        # x: (T, H) packed real tokens, or (B, L, H) padded.
+        # rows: (R,) packed indices of the only tokens whose output is wanted (the first token of
+        # each sequence, for the last layer under [CLS] pooling): keys and values still come from
+        # every token, but queries, the attention output and the feed-forward run on R rows only.
+        sa = self.attention.self
+        shape = (*x.shape[:-1], sa.num_heads, sa.head_size)
+        x_out = x if rows is None else x[rows]  # (..., H) or (R, H)
+        q = sa.query(x_out).view(*x_out.shape[:-1], sa.num_heads, sa.head_size)  # (..., h, d)
+        k = sa.key(x).view(shape)
+        v = sa.value(x).view(shape)
+        p = sa.dropout_p if self.training else 0.0
+        ctx = attend(q, k, v, p).reshape(x_out.shape)  # (..., H)
+        x = self.attention.output(ctx, x_out)
+        return self.output(self.intermediate(x), x)
+
+
+class BertPooler(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+
+    def forward(self, first_token: Tensor) -> Tensor:
+        return torch.tanh(self.dense(first_token))
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(c) for _ in range(c.num_hidden_layers))
+
+
+class BertModel(nn.Module):
+    """BERT encoder with the module names of ``transformers.BertModel`` (so state dicts load as they are)."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        #: Optional variable-length attention kernel for the packed path (e.g. Triton on CUDA).
+        self.attention_fn: VarlenAttention | None = None
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The transformer layers, bottom first (what ``freeze_lower`` counts)."""
+        return self.encoder.layer
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """input_ids, attention_mask, token_type_ids: (B, L). Returns (last_hidden (B, L, H), pooled (B, H))."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if self.config.unpad:
+            return self._forward_unpadded_from_padded(input_ids, attention_mask, token_type_ids)
+        bsz, length = input_ids.shape
+        position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length)
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, L, H)
+        attend = padded_attention(attention_mask)
+        for layer in self.encoder.layer:
+            x = layer(x, attend)
+        pooled = self.pooler(x[:, 0]) if self.pooler is not None else None
+        return x, pooled
+
+    def pooled_output(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        """The pooler's output alone, (B, H): what [CLS] pooling classifies.
+
+        Equal to ``forward(...)[1]``, but on the unpadded path the last layer computes queries,
+        attention output and feed-forward for the first token of each sequence only (the pooler
+        reads nothing else): about one layer less work for sentence classification.
+        """
+        if self.pooler is None:
+            raise ValueError("this BertModel has no pooling layer")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if not self.config.unpad:
+            pooled = self.forward(input_ids, attention_mask, token_type_ids)[1]
+            assert pooled is not None  # this model has a pooler (checked above)
+            return pooled
+        packed = self._pack(input_ids, attention_mask, token_type_ids)
+        first = self.forward_packed(*packed, first_token_only=True)  # (B, H)
+        return self.pooler(first)
+
+    def _pack(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+    ) -> tuple[Tensor, Tensor, int, Tensor, Tensor]:
+        """(B, L) right-padded inputs → packed (ids, cu_seqlens, max_seqlen, type ids, position ids)."""
+        bsz, length = input_ids.shape
+        mask = attention_mask.bool()
+        # Real tokens must be a prefix of each row (right padding) for packing.
+        lengths = mask.sum(1)
+        if not torch.equal(mask, torch.arange(length, device=mask.device)[None, :] < lengths[:, None]):
+            raise ValueError(
+                "the unpadded path needs right-padded batches (attention_mask = 1…1 0…0 per row)"
+            )
+        index = mask.flatten().nonzero().squeeze(1)
+        cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
+        position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length).flatten()[index]
+        return (
+            input_ids.flatten()[index],
+            cu_seqlens,
+            int(lengths.max()) if bsz else 0,
+            token_type_ids.flatten()[index],
+            position_ids,
+        )
+
+    def _forward_unpadded_from_padded(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        bsz, length = input_ids.shape
+        index = attention_mask.bool().flatten().nonzero().squeeze(1)
+        packed = self.forward_packed(*self._pack(input_ids, attention_mask, token_type_ids))
+        hidden = packed.new_zeros(bsz * length, packed.shape[-1])
+        hidden[index] = packed
+        hidden = hidden.view(bsz, length, -1)
+        pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else None
+        return hidden, pooled
+
+    def forward_packed(
+        self,
+        input_ids: Tensor,
+        cu_seqlens: Tensor,
+        max_seqlen: int,
+        token_type_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        *,
+        first_token_only: bool = False,
+    ) -> Tensor:
+        """input_ids: (T,) packed; cu_seqlens: (B+1,) int32. Returns hidden states (T, H), or with
+        ``first_token_only`` those of each sequence's first token, (B, H) (see `pooled_output`)."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if position_ids is None:
+            position_ids = packed_positions(cu_seqlens, input_ids.numel())
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (T, H)
+        attend: Attend
+        if self.attention_fn is not None:
+            kernel = self.attention_fn
+
+            def attend(q: Tensor, k: Tensor, v: Tensor, p: float) -> Tensor:
+                return kernel(q, k, v, cu_seqlens, max_seqlen, p)
+        else:
+            attend = repad_attention(cu_seqlens, max_seqlen)
+        layers = list(self.encoder.layer)
+        last = layers.pop() if first_token_only and layers else None
+        for layer in layers:
+            x = layer(x, attend)
+        if not first_token_only:
+            return x
+        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
+        if last is None:  # a model without layers
+            return x[first]
+        return last(x, first_query_attention(cu_seqlens, max_seqlen), rows=first)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path, *, add_pooling_layer: bool = True, **overrides: Any
+    ) -> BertModel:
+        """Load ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``, read with ``weights_only``)."""
+        folder = Path(folder)
+        raw = read_config(folder)
+        raw.update(overrides)
+        config = BertConfig.from_dict(raw, str(folder / "config.json"))
+        model = cls(config, add_pooling_layer=add_pooling_layer)
+        state = load_state_dict(folder)
+        model.load_hf_state_dict(state, source=str(folder))
+        return model
+
+    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
+        """Load encoder weights from a ``BertModel`` or ``BertFor*`` state dict; returns unused keys."""
+        own = self.state_dict()
+        mapped: dict[str, Tensor] = {}
+        unused = []
+        for key, value in state.items():
+            k = key.removeprefix("bert.")
+            # Old TF-converted checkpoints call LayerNorm parameters gamma/beta.
+            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+            if k in own:
+                mapped[k] = value
+            else:
+                unused.append(key)
+        missing = [k for k in own if k not in mapped and not k.startswith("pooler.")]
+        if missing:
+            raise ValueError(
+                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
+            )
+        for k, v in mapped.items():
+            if own[k].shape != v.shape:
+                raise ValueError(
+                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
+                )
+        self.load_state_dict(mapped, strict=False)
+        return unused

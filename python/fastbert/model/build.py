@@ -1,0 +1,84 @@
+"""A task model from a checkpoint folder: the family's encoder, the task's head, the strategy.
+
+`build_model` reads ``config.json``, picks the encoder family by its ``model_type``
+(`fastbert.model.encoder.FAMILIES`), builds the head the task needs and loads the checkpoint's
+weights into the encoder (and, for MLM, its prediction head when it has one). `apply_strategy`
+freezes what the fine-tuning strategy says and adds LoRA adapters.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from fastbert.config import FinetuneConfig
+from fastbert.model.checkpoint import load_state_dict, read_config
+from fastbert.model.encoder import family_of
+from fastbert.model.heads import Head, MaskedLM, SequenceClassifier, TokenClassifier
+from fastbert.model.lora import add_lora
+
+__all__ = ["apply_strategy", "build_model"]
+
+log = logging.getLogger("fastbert")
+
+
+def build_model(cfg: FinetuneConfig, model_dir: Path, num_labels: int, load_weights: bool = True) -> Head:
+    """The head for ``cfg.task`` over the encoder of ``model_dir``, with its weights (``load_weights``)."""
+    raw = read_config(model_dir)
+    source = str(model_dir / "config.json")
+    family = family_of(raw, source)
+    if cfg.dropout is not None:
+        raw["hidden_dropout_prob"] = raw["attention_probs_dropout_prob"] = cfg.dropout
+    config = family.read_config(raw, source)
+    head: Head
+    if cfg.task == "token":
+        head = TokenClassifier(config, num_labels, family=family)
+    elif cfg.task == "mlm":
+        head = MaskedLM(config, family=family)
+    else:
+        head = SequenceClassifier(config, num_labels, pooling=cfg.pooling, family=family)
+    if load_weights:
+        state = load_state_dict(model_dir)
+        unused = head.encoder.load_hf_state_dict(state, source=str(model_dir))
+        if cfg.task == "mlm":
+            _load_mlm_head(head, state)
+        elif unused:
+            log.debug("unused checkpoint weights: %s", unused[:10])
+    return head
+
+
+def _load_mlm_head(head: Head, state: dict[str, torch.Tensor]) -> None:
+    """Reuse a checkpoint's MLM head when it has one (``cls.predictions.*``)."""
+    own = head.state_dict()
+    found = {
+        k: v
+        for k, v in state.items()
+        if k.startswith("cls.predictions.") and k in own and "decoder.weight" not in k
+    }
+    head.load_state_dict(found, strict=False)
+
+
+def apply_strategy(model: Head, cfg: FinetuneConfig) -> None:
+    """Freeze what the strategy says; LoRA adds adapters. The head always trains."""
+    encoder = model.encoder
+    if cfg.strategy == "frozen":
+        for p in encoder.parameters():
+            p.requires_grad_(False)
+    elif cfg.strategy == "freeze_lower":
+        n_layers = len(encoder.layers)
+        if not 0 <= cfg.freeze_layers <= n_layers:
+            raise ValueError(f"freeze_layers must be between 0 and {n_layers}, not {cfg.freeze_layers}")
+        for p in encoder.embeddings.parameters():
+            p.requires_grad_(False)
+        for layer in encoder.layers[: cfg.freeze_layers]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+    elif cfg.strategy == "lora":
+        add_lora(model, cfg.lora_targets, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+    if cfg.task == "mlm" and cfg.strategy != "full":
+        # The tied decoder is the word embedding matrix; keep the head's own parts trainable.
+        for name, p in model.named_parameters():
+            if name.startswith("cls.") and "decoder" not in name:
+                p.requires_grad_(True)

@@ -1,0 +1,54 @@
+"""A Hugging Face checkpoint folder: its ``config.json`` and its weights.
+
+Weights are read from ``model.safetensors``, or from ``pytorch_model.bin`` through
+``torch.load(weights_only=True)`` only: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["load_state_dict", "read_config", "read_config_file"]
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The folder's ``config.json`` as a dict; a missing or unreadable file raises naming it."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no config.json in the model folder")
+    return read_config_file(path)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A ``config.json`` as a dict; raises naming the file when it is missing or not a JSON object."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def load_state_dict(folder: Path) -> dict[str, Tensor]:
+    """Weights from a model folder: safetensors first; a ``.bin`` only through ``weights_only=True``."""
+    st = folder / "model.safetensors"
+    if st.is_file():
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(st))
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(f"{st}: cannot read safetensors weights ({e})") from e
+    binary = folder / "pytorch_model.bin"
+    if binary.is_file():
+        try:
+            return torch.load(binary, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"{binary}: cannot read weights with weights_only=True ({e})") from e
+    raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin")
