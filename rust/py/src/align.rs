@@ -4,9 +4,8 @@
 //! call the core, return numpy arrays. No alignment logic lives here.
 
 use fastbert_core::align::{self, Aggregation, LabelStrategy, Predictions, Ragged, Tag};
-use fastbert_core::batch::{self, Extras, Padding};
+use fastbert_core::batch::{self, Extras};
 use fastbert_core::chunk::{self, Layout};
-use fastbert_core::Direction;
 use numpy::{
     Element, IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
     PyReadonlyArrayDyn, PyUntypedArrayMethods,
@@ -15,6 +14,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::convert;
 use crate::errors::without_gil;
 use crate::tokenizer::PyTokenizer;
 
@@ -32,16 +32,6 @@ fn opt_flat<'a, T: Element, D: numpy::ndarray::Dimension>(
     name: &str,
 ) -> PyResult<Option<&'a [T]>> {
     a.as_ref().map(|a| flat(a, name)).transpose()
-}
-
-fn side(name: &str, field: &str) -> PyResult<Direction> {
-    match name {
-        "right" => Ok(Direction::Right),
-        "left" => Ok(Direction::Left),
-        other => Err(PyValueError::new_err(format!(
-            "{field} must be 'right' or 'left', not {other:?}"
-        ))),
-    }
 }
 
 /// Word labels → token labels; see `fastbert_core::align::word_to_token_labels`.
@@ -207,30 +197,13 @@ pub fn chunk_batch<'py>(
     return_word_ids: bool,
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let direction = side(truncation_side, "truncation_side")?;
-    let pad_direction = side(padding_side, "padding_side")?;
-    let padding = match padding {
-        "longest" => Padding::Longest,
-        "max_length" => Padding::MaxLength(max_length),
-        other => {
-            return Err(PyValueError::new_err(format!(
-            "padding must be 'longest' or 'max_length' (windows differ in length), not {other:?}"
-        )))
-        }
-    };
+    let direction = convert::side(truncation_side, "truncation_side")?;
+    let pad_direction = convert::side(padding_side, "padding_side")?;
+    let padding = convert::padding(padding, Some(max_length), false)?;
     let held = crate::inputs::hold(inputs, is_split_into_words, "texts")?;
     let held_pairs = pairs
         .map(|p| crate::inputs::hold(p, is_split_into_words, "pairs"))
         .transpose()?;
-    let texts = held.texts()?;
-    let pair_texts = held_pairs.as_ref().map(|h| h.texts()).transpose()?;
-    let refs = texts.refs();
-    let pair_refs = pair_texts.as_ref().map(|t| t.refs());
-    let ins = texts.inputs(&refs);
-    let pair_ins = pair_texts
-        .as_ref()
-        .zip(pair_refs.as_ref())
-        .map(|(t, r)| t.inputs(r));
     let tok = tokenizer.core().clone();
     let pad_id = tok.pad_id();
     let extras = Extras {
@@ -240,58 +213,38 @@ pub fn chunk_batch<'py>(
         sequence_ids: false,
         overflowing: true,
     };
-    let (out, chunks, source) = without_gil(py, || {
-        let chunks = chunk::chunk_batch(
-            &tok,
-            &ins,
-            pair_ins.as_deref(),
-            max_length,
-            stride,
-            direction,
-            num_threads,
-        )?;
-        let out = batch::pad_batch(
-            &chunks.encodings,
-            padding,
-            pad_to_multiple_of,
-            pad_id,
-            pad_direction,
-            extras,
-            num_threads,
-        )?;
-        let source = chunks.source_token_index(out.cols, pad_direction)?;
-        Ok((out, chunks.windows, (source, chunks.sample_num_tokens)))
-    })?;
-    let dict = PyDict::new(py);
+    let (out, chunks, source) =
+        crate::inputs::with_inputs(&held, held_pairs.as_ref(), |ins, pair_ins| {
+            without_gil(py, || {
+                let chunks = chunk::chunk_batch(
+                    &tok,
+                    ins,
+                    pair_ins,
+                    max_length,
+                    stride,
+                    direction,
+                    num_threads,
+                )?;
+                let out = batch::pad_batch(
+                    &chunks.encodings,
+                    padding,
+                    pad_to_multiple_of,
+                    pad_id,
+                    pad_direction,
+                    extras,
+                    num_threads,
+                )?;
+                let source = chunks.source_token_index(out.cols, pad_direction)?;
+                Ok((out, chunks.windows, (source, chunks.sample_num_tokens)))
+            })
+        })?;
     let shape2 = [out.rows, out.cols];
-    dict.set_item("input_ids", out.input_ids.into_pyarray(py).reshape(shape2)?)?;
-    dict.set_item(
-        "token_type_ids",
-        out.token_type_ids.into_pyarray(py).reshape(shape2)?,
-    )?;
-    dict.set_item(
-        "attention_mask",
-        out.attention_mask.into_pyarray(py).reshape(shape2)?,
-    )?;
-    if let Some(v) = out.special_tokens_mask {
-        dict.set_item("special_tokens_mask", v.into_pyarray(py).reshape(shape2)?)?;
-    }
-    if let Some(v) = out.offset_mapping {
-        dict.set_item(
-            "offset_mapping",
-            v.into_pyarray(py).reshape([out.rows, out.cols, 2])?,
-        )?;
-    }
-    if let Some(v) = out.word_ids {
-        dict.set_item("word_ids", v.into_pyarray(py).reshape(shape2)?)?;
-    }
+    // `overflow_to_sample_mapping` (each row's sample, as `pad_batch` makes it with
+    // `overflowing`) comes in here, in the place `batch_arrays` gives it.
+    let dict = convert::padded_arrays(py, out)?;
     let window_col = |f: &dyn Fn(&chunk::Window) -> usize| {
         chunks.iter().map(|w| f(w) as i64).collect::<Vec<i64>>()
     };
-    dict.set_item(
-        "overflow_to_sample_mapping",
-        window_col(&|w| w.sample).into_pyarray(py),
-    )?;
     dict.set_item(
         "window_to_sample",
         window_col(&|w| w.sample).into_pyarray(py),
@@ -329,13 +282,7 @@ pub fn vote_windows<'py>(
     let l = opt_flat(&logits, "logits")?;
     let (labels, fractions) =
         without_gil(py, || chunk::vote_windows(m, num_samples, p, classes, l))?;
-    Ok((
-        labels.into_pyarray(py).into_any(),
-        fractions
-            .into_pyarray(py)
-            .reshape([num_samples, classes])?
-            .into_any(),
-    ))
+    per_sample(py, labels, fractions, [num_samples, classes])
 }
 
 /// Window logits → sample predictions by their mean: `(labels, mean logits)`.
@@ -351,12 +298,20 @@ pub fn mean_windows<'py>(
     let m = flat(&window_to_sample, "window_to_sample")?;
     let l = flat(&logits, "logits")?;
     let (labels, means) = without_gil(py, || chunk::mean_windows(m, num_samples, l, classes))?;
+    per_sample(py, labels, means, [num_samples, classes])
+}
+
+/// A sample-level result as numpy: `labels` `(samples,)` and `values` `shape`,
+/// `(samples, classes)`.
+fn per_sample(
+    py: Python<'_>,
+    labels: Vec<i64>,
+    values: Vec<f32>,
+    shape: [usize; 2],
+) -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>)> {
     Ok((
         labels.into_pyarray(py).into_any(),
-        means
-            .into_pyarray(py)
-            .reshape([num_samples, classes])?
-            .into_any(),
+        values.into_pyarray(py).reshape(shape)?.into_any(),
     ))
 }
 

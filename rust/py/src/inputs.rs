@@ -136,3 +136,22 @@ impl<'a> Texts<'a> {
         }
     }
 }
+
+/// The rows of `held` (and of `pairs`, row for row) as core `Input`s, handed to
+/// `f`: they borrow the UTF-8 of Python's strings, so they live only for the call.
+pub fn with_inputs<T>(
+    held: &Held<'_>,
+    pairs: Option<&Held<'_>>,
+    f: impl FnOnce(&[Input<'_>], Option<&[Input<'_>]>) -> PyResult<T>,
+) -> PyResult<T> {
+    let texts = held.texts()?;
+    let pair_texts = pairs.map(|h| h.texts()).transpose()?;
+    let refs = texts.refs();
+    let pair_refs = pair_texts.as_ref().map(|t| t.refs());
+    let ins = texts.inputs(&refs);
+    let pair_ins = pair_texts
+        .as_ref()
+        .zip(pair_refs.as_ref())
+        .map(|(t, r)| t.inputs(r));
+    f(&ins, pair_ins.as_deref())
+}

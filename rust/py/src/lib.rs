@@ -2,6 +2,7 @@
 //! arguments, releases the GIL around the core call, and converts the result.
 
 mod align;
+mod convert;
 mod dedup;
 mod dropout;
 mod errors;

@@ -4,15 +4,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fastbert_core::batch::{self, Extras, Padding};
-use fastbert_core::{
-    Direction, EncodeOptions, Encoding, Tokenizer, Truncation, TruncationStrategy,
-};
-use numpy::{IntoPyArray, PyArrayMethods};
+use fastbert_core::batch::{self, Extras};
+use fastbert_core::{EncodeOptions, Encoding, Tokenizer, Truncation, TruncationStrategy};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::convert;
 use crate::errors::without_gil;
 
 /// The tokens of one input, with everything alignment and chunking need.
@@ -61,19 +59,11 @@ impl PyEncoding {
     }
     #[getter]
     fn special_tokens_mask(&self) -> Vec<u32> {
-        self.inner
-            .special_tokens_mask
-            .iter()
-            .map(|&m| m as u32)
-            .collect()
+        widen(&self.inner.special_tokens_mask)
     }
     #[getter]
     fn attention_mask(&self) -> Vec<u32> {
-        self.inner
-            .attention_mask
-            .iter()
-            .map(|&m| m as u32)
-            .collect()
+        widen(&self.inner.attention_mask)
     }
     #[getter]
     fn overflowing(&self) -> Vec<PyEncoding> {
@@ -95,6 +85,11 @@ impl PyEncoding {
     }
 }
 
+/// A 0/1 mask as the `list[int]` Python sees.
+fn widen(mask: &[u8]) -> Vec<u32> {
+    mask.iter().map(|&m| m as u32).collect()
+}
+
 fn options(
     add_special_tokens: bool,
     max_length: Option<usize>,
@@ -102,7 +97,7 @@ fn options(
     stride: usize,
     truncation_side: &str,
 ) -> PyResult<EncodeOptions> {
-    let direction = side(truncation_side, "truncation_side")?;
+    let direction = convert::side(truncation_side, "truncation_side")?;
     let truncation = match truncation {
         None => None,
         Some(name) => {
@@ -130,16 +125,6 @@ fn options(
         add_special_tokens,
         truncation,
     })
-}
-
-fn side(name: &str, field: &str) -> PyResult<Direction> {
-    match name {
-        "right" => Ok(Direction::Right),
-        "left" => Ok(Direction::Left),
-        other => Err(PyValueError::new_err(format!(
-            "{field} must be 'right' or 'left', not {other:?}"
-        ))),
-    }
 }
 
 /// BERT WordPiece tokenizer with Hugging Face `tokenizers` parity.
@@ -279,20 +264,8 @@ impl PyTokenizer {
             stride,
             truncation_side,
         )?;
-        let padding =
-            match padding {
-                "longest" => Padding::Longest,
-                "max_length" => Padding::MaxLength(max_length.ok_or_else(|| {
-                    PyValueError::new_err("padding='max_length' needs max_length")
-                })?),
-                "do_not_pad" => Padding::None,
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "padding must be 'longest', 'max_length' or 'do_not_pad', not {other:?}"
-                    )))
-                }
-            };
-        let direction = side(padding_side, "padding_side")?;
+        let padding = convert::padding(padding, max_length, true)?;
+        let direction = convert::side(padding_side, "padding_side")?;
         let extras = Extras {
             offsets: return_offsets_mapping,
             special_tokens_mask: return_special_tokens_mask,
@@ -314,36 +287,7 @@ impl PyTokenizer {
                 num_threads,
             )
         })?;
-        let dict = PyDict::new(py);
-        let shape2 = [out.rows, out.cols];
-        dict.set_item("input_ids", out.input_ids.into_pyarray(py).reshape(shape2)?)?;
-        dict.set_item(
-            "token_type_ids",
-            out.token_type_ids.into_pyarray(py).reshape(shape2)?,
-        )?;
-        dict.set_item(
-            "attention_mask",
-            out.attention_mask.into_pyarray(py).reshape(shape2)?,
-        )?;
-        if let Some(v) = out.special_tokens_mask {
-            dict.set_item("special_tokens_mask", v.into_pyarray(py).reshape(shape2)?)?;
-        }
-        if let Some(v) = out.offset_mapping {
-            dict.set_item(
-                "offset_mapping",
-                v.into_pyarray(py).reshape([out.rows, out.cols, 2])?,
-            )?;
-        }
-        if let Some(v) = out.word_ids {
-            dict.set_item("word_ids", v.into_pyarray(py).reshape(shape2)?)?;
-        }
-        if let Some(v) = out.sequence_ids {
-            dict.set_item("sequence_ids", v.into_pyarray(py).reshape(shape2)?)?;
-        }
-        if let Some(v) = out.overflow_to_sample_mapping {
-            dict.set_item("overflow_to_sample_mapping", v.into_pyarray(py))?;
-        }
-        Ok(dict)
+        convert::padded_arrays(py, out)
     }
 }
 
@@ -374,18 +318,11 @@ impl PyTokenizer {
                 )));
             }
         }
-        let texts = held.texts()?;
-        let pair_texts = held_pairs.as_ref().map(|h| h.texts()).transpose()?;
-        let refs = texts.refs();
-        let pair_refs = pair_texts.as_ref().map(|t| t.refs());
-        let ins = texts.inputs(&refs);
-        let pair_ins = pair_texts
-            .as_ref()
-            .zip(pair_refs.as_ref())
-            .map(|(t, r)| t.inputs(r));
         let tok = self.inner.clone();
-        without_gil(py, || {
-            batch::encode_batch(&tok, &ins, pair_ins.as_deref(), opts, num_threads)
+        crate::inputs::with_inputs(&held, held_pairs.as_ref(), |ins, pair_ins| {
+            without_gil(py, || {
+                batch::encode_batch(&tok, ins, pair_ins, opts, num_threads)
+            })
         })
     }
 }
