@@ -1,13 +1,15 @@
-"""Small value conversions that several layers need: arrays, JSON-ready values, numbers."""
+"""Small value conversions that several layers need: arrays, JSON values and files, numbers."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_numpy", "is_number", "json_ready"]
+__all__ = ["as_numpy", "is_number", "json_ready", "read_json_object"]
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -30,6 +32,18 @@ def json_ready(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in the file ``path`` (a config, ``fastbert.json``, ...); a file that is not
+    UTF-8 JSON, or holds no object, raises ``ValueError`` naming it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def is_number(v: Any) -> bool:

@@ -26,7 +26,7 @@ import torch
 
 from fastbert._version import __version__
 from fastbert.config import FinetuneConfig
-from fastbert.conversions import json_ready
+from fastbert.conversions import json_ready, read_json_object
 from fastbert.evaluation.predictions import FILENAME as PREDICTIONS_FILE
 from fastbert.evaluation.predictions import EvalPredictions
 from fastbert.evaluation.report import report_from_meta, write_report
@@ -198,13 +198,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
     meta_path = folder / META_FILE
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path}: not a folder saved by fastbert (no {META_FILE})")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{meta_path}: not valid JSON ({e})") from e
-    if not isinstance(meta, dict):
-        raise ValueError(f"{meta_path}: expected a JSON object")
-    return meta
+    return read_json_object(meta_path)
 
 
 def rebuild_report(folder: str | Path) -> dict[str, Any]:

@@ -150,40 +150,38 @@ def progress(total: int, unit: str, enabled: bool) -> Any:
 
 
 # ----------------------------------------------------------- argument types
+def _number(text: str, kind: type[int] | type[float], ok: Callable[[float], bool], rule: str) -> Any:
+    """``text`` as ``kind``, when ``ok`` holds for it; else argparse's one-line error."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not {'a whole number' if kind is int else 'a number'}: {text!r}"
+        ) from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, not {text}")
+    return value
+
+
 def positive(text: str) -> int:
-    value = non_negative(text)
+    value: int = _number(text, int, lambda v: v >= 0, "must not be negative")
     if value == 0:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
 def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
+    value: int = _number(text, int, lambda v: v >= 0, "must not be negative")
     return value
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    value: float = _number(text, float, lambda v: 0 < v < float("inf"), "must be a positive number")
     return value
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], not {text}")
+    value: float = _number(text, float, lambda v: 0 < v <= 1, "must be in (0, 1]")
     return value
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastbert.data.examples import load_examples
-from fastbert.data.readers import TABLE_SUFFIXES, decode_utf8
-from fastbert.errors import DataError
+from fastbert.data.readers import TABLE_SUFFIXES, check_data_file, decode_utf8
 from fastbert.text.dedup import (
     BATCH_DOCS,
     DocumentSource,
@@ -54,10 +53,7 @@ def _open_source(name: str, value: Any, text_column: str | None) -> DocumentSour
     if isinstance(value, str | os.PathLike):
         origin = os.fspath(value)
         path = Path(origin)
-        if not path.exists():
-            raise FileNotFoundError(f"{name}: no such file: {origin}")
-        if path.is_dir():
-            raise DataError(f"{origin} is a folder; pass one file")
+        check_data_file(path, origin)
         if path.suffix.lower() in TABLE_SUFFIXES:
             ex = load_examples(origin, "mlm", text_column=text_column, split="dedup")
             return DocumentSource(origin, ex.row_unit, ex.rows, in_batches(ex.texts))

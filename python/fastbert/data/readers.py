@@ -118,6 +118,13 @@ def split_lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
+def _check_width(fields: list[str], names: list[str], where: str, what: str, hint: str = "") -> None:
+    if len(fields) != len(names):
+        raise DataError(
+            f"{where}: {len(fields)} {what}, but the header has {len(names)} ({', '.join(names)}){hint}"
+        )
+
+
 def read_tsv(text: str, source: str) -> Table:
     """Tab-separated with a header row and no quoting: fields are split on TAB and nothing else."""
     lines = split_lines(text)
@@ -130,11 +137,9 @@ def read_tsv(text: str, source: str) -> Table:
         if not line:
             continue
         fields = line.split("\t")
-        if len(fields) != len(names):
-            raise DataError(
-                f"{source}, line {ln}: {len(fields)} tab-separated fields, but the header has {len(names)} "
-                f"({', '.join(names)}); TSV fields cannot contain tabs"
-            )
+        _check_width(
+            fields, names, f"{source}, line {ln}", "tab-separated fields", "; TSV fields cannot contain tabs"
+        )
         records.append(fields)
         rows.append(ln)
     return make_table(names, records, rows, source, "line")
@@ -155,11 +160,7 @@ def read_csv(text: str, source: str) -> Table:
                 names = fields
                 check_header(names, source, "line")
                 continue
-            if len(fields) != len(names):
-                raise DataError(
-                    f"{source}, line {start}: {len(fields)} fields, but the header has {len(names)} "
-                    f"({', '.join(names)})"
-                )
+            _check_width(fields, names, f"{source}, line {start}", "fields")
             records.append(fields)
             rows.append(start)
     except csv.Error as e:
@@ -272,13 +273,18 @@ _PARQUET = (".parquet", ".pq")
 TABLE_SUFFIXES = (*_DELIMITED, *_JSON, *_PARQUET)
 
 
+def check_data_file(path: Path, source: str) -> None:
+    """A missing ``path`` raises ``FileNotFoundError``, a folder `DataError`; both name ``source``."""
+    if not path.exists():
+        raise FileNotFoundError(f"{source}: no such file")
+    if path.is_dir():
+        raise DataError(f"{source} is a folder; pass one file (e.g. {Path(source, 'train.tsv')})")
+
+
 def read_file(data: str | os.PathLike, task: str) -> Table:
     source = os.fspath(data)
     path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"data file not found: {source}")
-    if path.is_dir():
-        raise DataError(f"{source} is a folder; pass one file (e.g. {source}/train.tsv)")
+    check_data_file(path, source)
     ext = path.suffix.lower()
     if ext in _PARQUET:
         return read_parquet(path, source)

@@ -6,12 +6,13 @@ Weights are read from ``model.safetensors``, or from ``pytorch_model.bin`` throu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from fastbert.conversions import read_json_object
 
 __all__ = ["load_state_dict", "read_config", "read_config_file"]
 
@@ -26,13 +27,9 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """A ``config.json`` as a dict; raises naming the file when it is missing or not a JSON object."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    return raw
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    return read_json_object(path)
 
 
 def load_state_dict(folder: Path) -> dict[str, Tensor]:

@@ -77,9 +77,7 @@ class SequenceClassifier(Head):
             # the loss: frozen, so DDP does not wait for gradients it never gets (tests/test_ddp.py).
             pooler.requires_grad_(False)
         self.attention_pool = AttentionPooling(config.hidden_size) if pooling == "attention" else None
-        self.dropout = Dropout(config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
-        _init_linear(self.classifier)
+        self.dropout, self.classifier = _classifier(config, num_labels, dropout)
         self.num_labels = num_labels
 
     def forward(
@@ -112,9 +110,7 @@ class TokenClassifier(Head):
         self, config: Any, num_labels: int, dropout: float | None = None, family: EncoderFamily = BERT
     ) -> None:
         super().__init__(family, config, add_pooling_layer=False)
-        self.dropout = Dropout(config.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
-        _init_linear(self.classifier)
+        self.dropout, self.classifier = _classifier(config, num_labels, dropout)
         self.num_labels = num_labels
 
     def forward(
@@ -166,6 +162,14 @@ class _MLMHead(nn.Module):
     def __init__(self, c: Any) -> None:
         super().__init__()
         self.predictions = _Predictions(c)
+
+
+def _classifier(config: Any, num_labels: int, dropout: float | None) -> tuple[Dropout, nn.Linear]:
+    """The dropout and the linear layer a classification head puts over the encoder's vectors
+    (dropout: the encoder's hidden dropout unless given)."""
+    layer = nn.Linear(config.hidden_size, num_labels)
+    _init_linear(layer)
+    return Dropout(config.hidden_dropout_prob if dropout is None else dropout), layer
 
 
 def _init_linear(layer: nn.Linear, std: float = 0.02) -> None:

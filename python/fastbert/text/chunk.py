@@ -100,41 +100,25 @@ def chunk_texts(
     pad = "longest" if padding is True or padding == "longest" else padding
     if pad not in ("longest", "max_length"):
         raise ValueError(f"padding must be True, 'longest' or 'max_length', not {padding!r}")
+    options: dict[str, Any] = {
+        "is_split_into_words": is_split_into_words,
+        "max_length": max_length,
+        "stride": stride,
+        "truncation_side": truncation_side,
+        "padding": pad,
+        "pad_to_multiple_of": pad_to_multiple_of,
+        "padding_side": padding_side,
+        "return_offsets_mapping": return_offsets_mapping,
+        "return_special_tokens_mask": return_special_tokens_mask,
+        "return_word_ids": return_word_ids,
+    }
     # A `fastbert.text.Tokenizer`, or the Rust core's own WordPieceTokenizer.
     core = getattr(tok, "wordpiece", tok)
     if core is None:
-        out = _chunk_with_tokenizers(
-            tok.fallback,
-            list(texts),
-            list(pairs) if pairs is not None else None,
-            is_split_into_words=is_split_into_words,
-            max_length=max_length,
-            stride=stride,
-            truncation_side=truncation_side,
-            padding=pad,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            return_offsets_mapping=return_offsets_mapping,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_word_ids=return_word_ids,
-        )
+        texts, pairs = list(texts), list(pairs) if pairs is not None else None
+        out = _chunk_with_tokenizers(tok.fallback, texts, pairs, **options)
     else:
-        out = _core.chunk_batch(
-            core,
-            texts,
-            pairs,
-            is_split_into_words=is_split_into_words,
-            max_length=max_length,
-            stride=stride,
-            truncation_side=truncation_side,
-            padding=pad,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            return_offsets_mapping=return_offsets_mapping,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_word_ids=return_word_ids,
-            num_threads=num_threads,
-        )
+        out = _core.chunk_batch(core, texts, pairs, **options, num_threads=num_threads)
     if return_tensors == "pt":
         import torch
 

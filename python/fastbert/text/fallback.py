@@ -8,13 +8,14 @@ chunking (which read only word ids and offsets) work the same on top.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fastbert.conversions import read_json_object
 
 __all__ = ["TokenizersBackend", "pad_encodings"]
 
@@ -102,10 +103,7 @@ def _pad_id(folder: Path, hf: Any) -> int:
         path = folder / name
         if not path.is_file():
             continue
-        try:
-            pad = json.loads(path.read_text(encoding="utf-8")).get("pad_token")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        pad = read_json_object(path).get("pad_token")
         if isinstance(pad, dict):
             pad = pad.get("content")
         if isinstance(pad, str) and hf.token_to_id(pad) is not None:

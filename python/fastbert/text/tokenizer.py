@@ -14,12 +14,12 @@ Two backends sit behind one API:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import fastbert._core as _core
+from fastbert.conversions import read_json_object
 from fastbert.text.fallback import TokenizersBackend, pad_encodings
 
 __all__ = ["Encoding", "Tokenizer"]
@@ -78,10 +78,7 @@ def _model_max_length(folder: Path) -> int | None:
     config = folder / "tokenizer_config.json"
     if not config.is_file():
         return None
-    try:
-        value = json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{config}: not valid JSON ({e})") from e
+    value = read_json_object(config).get("model_max_length")
     # transformers writes a huge sentinel (1e30) when the length is unknown.
     return int(value) if isinstance(value, int | float) and value < 1e9 else None
 
@@ -222,22 +219,7 @@ class Tokenizer:
         max_length = self._max_length(max_length, strategy)
         _check_stride(stride)
         texts = _as_list(texts, "texts")
-        if self.wordpiece is not None:
-            encodings: list[Encoding] = [
-                *self.wordpiece.encode_batch(
-                    texts,
-                    pairs,
-                    is_split_into_words=is_split_into_words,
-                    add_special_tokens=add_special_tokens,
-                    max_length=max_length,
-                    truncation=strategy,
-                    stride=stride,
-                    truncation_side=truncation_side,
-                    num_threads=num_threads,
-                )
-            ]
-            return encodings
-        return self._fallback().encode_batch(
+        return self._encodings(
             texts,
             pairs,
             is_split_into_words,
@@ -246,7 +228,47 @@ class Tokenizer:
             strategy,
             stride,
             truncation_side,
+            num_threads,
         )
+
+    def _encodings(
+        self,
+        texts: Sequence[TextInput],
+        pairs: Sequence[TextInput] | None,
+        is_split_into_words: bool,
+        add_special_tokens: bool,
+        max_length: int | None,
+        strategy: str | None,
+        stride: int,
+        truncation_side: Literal["right", "left"],
+        num_threads: int | None,
+    ) -> list[Encoding]:
+        """One `Encoding` per input from whichever backend this tokenizer has (checked arguments)."""
+        if self.wordpiece is None:
+            return self._fallback().encode_batch(
+                texts,
+                pairs,
+                is_split_into_words,
+                add_special_tokens,
+                max_length,
+                strategy,
+                stride,
+                truncation_side,
+            )
+        encodings: list[Encoding] = [
+            *self.wordpiece.encode_batch(
+                texts,
+                pairs,
+                is_split_into_words=is_split_into_words,
+                add_special_tokens=add_special_tokens,
+                max_length=max_length,
+                truncation=strategy,
+                stride=stride,
+                truncation_side=truncation_side,
+                num_threads=num_threads,
+            )
+        ]
+        return encodings
 
     def __call__(
         self,
@@ -304,7 +326,7 @@ class Tokenizer:
                 num_threads=num_threads,
             )
         else:
-            encodings = self._fallback().encode_batch(
+            encodings = self._encodings(
                 batch,
                 pairs,
                 is_split_into_words,
@@ -313,6 +335,7 @@ class Tokenizer:
                 strategy,
                 stride,
                 truncation_side,
+                num_threads,
             )
             arrays = pad_encodings(
                 encodings,

@@ -288,8 +288,16 @@ impl WordPiece {
         }
         let mark = out.len();
         let mut pos: u32 = 0;
-        let mut emit = |out: &mut Vec<Piece>, pops: &[(u32, u32)]| {
-            for &(id, len) in pops {
+        // Follows state `u`'s failure link, emitting the tokens it pops; false when `u` has
+        // none, which makes the whole word [UNK].
+        let mut follow_failure = |out: &mut Vec<Piece>, u: &mut u32| -> bool {
+            let n = &self.states[*u as usize];
+            if n.fail == NONE {
+                return false;
+            }
+            for &(id, len) in
+                &self.pops[n.pops_start as usize..(n.pops_start + n.pops_len) as usize]
+            {
                 out.push(Piece {
                     id,
                     start: pos,
@@ -297,6 +305,8 @@ impl WordPiece {
                 });
                 pos += len;
             }
+            *u = n.fail;
+            true
         };
         let mut u = ROOT;
         for &byte in word {
@@ -306,31 +316,19 @@ impl WordPiece {
                     u = next;
                     break;
                 }
-                let n = &self.states[u as usize];
-                if n.fail == NONE {
+                if !follow_failure(out, &mut u) {
                     out.truncate(mark);
                     out.push(unk);
                     return;
                 }
-                emit(
-                    out,
-                    &self.pops[n.pops_start as usize..(n.pops_start + n.pops_len) as usize],
-                );
-                u = n.fail;
             }
         }
         while u != SUFFIX_ROOT {
-            let n = &self.states[u as usize];
-            if n.fail == NONE {
+            if !follow_failure(out, &mut u) {
                 out.truncate(mark);
                 out.push(unk);
                 return;
             }
-            emit(
-                out,
-                &self.pops[n.pops_start as usize..(n.pops_start + n.pops_len) as usize],
-            );
-            u = n.fail;
         }
     }
 }
