@@ -42,10 +42,10 @@ PRELUDE = textwrap.dedent(
     LIBC = heap.glibc()
     LIBC.mallinfo2.restype = MallInfo2
 
-    def mapped_by_a_big_tensor():
-        '''Bytes of fresh mappings that allocating (and touching) a 64 MiB tensor added.'''
+    def mapped_by_a_big_tensor(size=BIG):
+        '''Bytes of fresh mappings that allocating (and touching) a tensor of `size` bytes added.'''
         before = LIBC.mallinfo2().hblkhd
-        t = torch.ones(BIG, dtype=torch.uint8)
+        t = torch.ones(size, dtype=torch.uint8)
         grown = LIBC.mallinfo2().hblkhd - before
         del t
         return int(grown)
@@ -75,8 +75,13 @@ def test_big_allocations_come_from_the_heap_inside_and_from_mappings_after() -> 
         with heap.heap_allocations() as active:
             out["active"] = active
             out["inside"] = mapped_by_a_big_tensor()
-            out["again"] = mapped_by_a_big_tensor()  # the freed block is reused
-        out["after"] = mapped_by_a_big_tensor()  # mallopt is process-wide: restored on exit
+            out["again"] = mapped_by_a_big_tensor()  # from the heap again
+        # mallopt is process-wide: restored on exit. The blocks freed inside may still sit in the
+        # heap below a later small allocation (another thread's, say), where malloc_trim cannot
+        # return them and glibc rightly reuses them: what shows that mmap is back is a request
+        # larger than all the free memory of the heap, which no freed block can serve.
+        out["after_size"] = LIBC.mallinfo2().fordblks + BIG
+        out["after"] = mapped_by_a_big_tensor(out["after_size"])
         print(json.dumps(out))
         """
     )
@@ -84,7 +89,7 @@ def test_big_allocations_come_from_the_heap_inside_and_from_mappings_after() -> 
     assert seen["active"] is True
     assert seen["inside"] < 1024 * 1024
     assert seen["again"] < 1024 * 1024
-    assert seen["after"] >= BIG
+    assert seen["after"] >= seen["after_size"]
 
 
 def test_the_environment_switch_turns_it_off() -> None:
@@ -122,4 +127,4 @@ def test_cpu_training_runs_inside_it_and_restores_glibc_after(tiny_model: Path) 
         """
     )
     assert seen["seen"] and all(seen["seen"])  # type: ignore[union-attr]
-    assert seen["after"] >= BIG
+    assert seen["after"] >= seen["after_size"]
