@@ -123,7 +123,9 @@ def test_cpu_training_runs_inside_it_and_restores_glibc_after(tiny_model: Path) 
         rows = [("a fine film", "pos"), ("a dull film", "neg")] * 4
         fastbert.finetune(rows, rows, model={str(tiny_model)!r}, epochs=1, batch_size=4,
                           progress=False, device="cpu")
-        print(json.dumps({{"seen": seen, "after": mapped_by_a_big_tensor()}}))
+        # More than the heap's free memory, as in the test above: only mmap can serve it.
+        after_size = LIBC.mallinfo2().fordblks + BIG
+        print(json.dumps({{"seen": seen, "after_size": after_size, "after": mapped_by_a_big_tensor(after_size)}}))
         """
     )
     assert seen["seen"] and all(seen["seen"])  # type: ignore[union-attr]
