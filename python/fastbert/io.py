@@ -5,18 +5,18 @@ the tokenizer files, so ``transformers.AutoModelFor…`` loads it as it is; plus
 ``fastbert.json`` (the full config, data hashes, seed, library versions, metrics)
 and, for LoRA runs, a PEFT adapter in ``adapter/``.
 
-Writing goes to a temporary sibling folder that is renamed into place at the end:
-an interrupted save leaves nothing half-written under the target name.
+Writing goes to a hidden sibling folder that replaces the target in one step at the end
+(`fastbert.atomic_folder`): an interrupted save leaves the old model or the new one under the
+target name, never a mix, and the next save or load cleans up after it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import os
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from fastbert._version import __version__
+from fastbert.atomic_folder import recover, write_folder
 from fastbert.config import FinetuneConfig
 from fastbert.conversions import json_ready, read_json_object
 from fastbert.evaluation.predictions import FILENAME as PREDICTIONS_FILE
@@ -90,26 +91,16 @@ def versions() -> dict[str, str]:
 
 
 def save_model(ft: SavedModel, target: Path, *, overwrite: bool = False) -> Path:
-    """Write ``ft`` to the folder ``target`` (through a temporary sibling renamed into place)."""
+    """Write ``ft`` to the folder ``target``, whole or not at all (`fastbert.atomic_folder`):
+    with ``overwrite`` an existing model is replaced in one step, so that the folder always
+    holds the old model or the new one."""
     target = target.resolve()
     if distributed()[0] != 0:
         # Under DDP every rank holds the same weights and would race rank 0 for the same folder:
         # only rank 0 writes. No barrier (a script that saves on rank 0 alone would hang), so the
         # folder may not exist yet when this returns on another rank.
         return target
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{target} exists and is not empty; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
-        _write(ft, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return write_folder(target, lambda folder: _write(ft, folder), overwrite=overwrite)
 
 
 def _architecture(model: Head, task: str) -> str:
@@ -213,9 +204,14 @@ def rebuild_report(folder: str | Path) -> dict[str, Any]:
 
 
 def load_model(folder: Path, device: str = "auto") -> SavedModel:
-    """Read a folder written by `save_model`; the model is on ``device``, in evaluation mode."""
+    """Read a folder written by `save_model`; the model is on ``device``, in evaluation mode.
+
+    A save of ``folder`` that a crash interrupted is finished or rolled back first (where the
+    folder can be written: a reader without write access gets the folder as it is)."""
     from safetensors.torch import load_file
 
+    with contextlib.suppress(OSError):
+        recover(folder)
     meta = read_meta(folder)
     cfg = FinetuneConfig.from_dict(meta["config"])
     # The saved weights are merged: load them into a plain model, whatever the training strategy was.
