@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from fastbert.config import FinetuneConfig, default_model_dir, improves
@@ -32,7 +33,8 @@ from fastbert.features.arrays import Features, WindowFeatures
 from fastbert.features.featurize import featurize, text_lengths
 from fastbert.features.inference import DocumentOutputs, predict_documents
 from fastbert.features.window_pool import WindowMeanPool, slot_features
-from fastbert.model.build import apply_strategy, build_model
+from fastbert.model.build import apply_strategy, build_model, check_max_length
+from fastbert.model.checkpoint import check_model_folder
 from fastbert.model.device import resolve_device
 from fastbert.model.heads import Head, SequenceClassifier
 from fastbert.model.kernel_dispatch import enable_kernels, kernels_supported
@@ -91,6 +93,8 @@ def finetune(
     rank, _ = distributed()
     seed_everything(cfg.seed, cfg.deterministic)
     model_dir = Path(cfg.model) if cfg.model else default_model_dir()
+    check_model_folder(model_dir)
+    check_max_length(cfg, model_dir)
     tok = Tokenizer.from_pretrained(model_dir)
 
     train_ex, dev_ex = _load_data(train_data, eval_data, cfg)
@@ -145,17 +149,53 @@ def finetune(
 
 def _load_data(train_data: Any, eval_data: Any, cfg: FinetuneConfig) -> tuple[Examples, Examples]:
     """The training and dev examples; dev is split off the training data when not given."""
-    cols = {
-        "text_column": cfg.text_column,
-        "text_pair_column": cfg.text_pair_column,
-        "label_column": cfg.label_column,
-    }
-    train_ex = load_examples(train_data, cfg.task, split="train", **cols)
+    columns = (cfg.text_column, cfg.text_pair_column, cfg.label_column)
+    train_ex = load_examples(
+        train_data, cfg.task, text_column=columns[0], text_pair_column=columns[1], label_column=columns[2]
+    )
     if eval_data is None:
         split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-        return stratified_split(train_ex, cfg.dev_fraction, split_seed)
-    dev_ex = load_examples(eval_data, cfg.task, label_names=train_ex.label_names, split="eval", **cols)
+        train_ex, dev_ex = stratified_split(train_ex, cfg.dev_fraction, split_seed)
+    else:
+        first = train_ex.first_label()
+        dev_ex = load_examples(
+            eval_data,
+            cfg.task,
+            text_column=columns[0],
+            text_pair_column=columns[1],
+            label_column=columns[2],
+            label_names=train_ex.label_names,
+            split="eval",
+            numbered_labels=False,
+            names_from=None if first is None else f"the training data's, e.g. {first}",
+        )
+    _warn_about_small_classes(train_ex, eval_data is None)
     return train_ex, dev_ex
+
+
+#: Classes named in the warning about classes with too few training examples.
+SHOWN_CLASSES = 5
+
+
+def _warn_about_small_classes(train_ex: Examples, split: bool) -> None:
+    """Warn, with the counts, when a class has fewer than two training examples: it cannot be
+    learned, and a dev split (``split``) may have taken its only other example."""
+    labels = train_ex.labels
+    names = train_ex.label_names
+    if names is None or labels is None or isinstance(labels, list):  # regression, MLM, token tags
+        return
+    counts = labels.sum(axis=0) if labels.ndim == 2 else np.bincount(labels, minlength=len(names))
+    small = [(names[k], int(counts[k])) for k in np.argsort(counts, kind="stable") if counts[k] < 2]
+    if not small:
+        return
+    shown = ", ".join(f"{name!r}: {n}" for name, n in small[:SHOWN_CLASSES])
+    more = f" and {len(small) - SHOWN_CLASSES} more" if len(small) > SHOWN_CLASSES else ""
+    after = " after the dev split" if split else ""
+    log.warning(
+        f"{len(small)} of {len(names)} classes have fewer than 2 training examples{after} "
+        f"({len(train_ex)} in all; {shown}{more}): they can hardly be learned. Give each class more "
+        "examples, or pass dev data so that none is split off"
+    )
 
 
 def _training_rows(net: Head, feats: Features, cfg: FinetuneConfig) -> tuple[Features, nn.Module]:

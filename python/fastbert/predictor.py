@@ -24,7 +24,6 @@ from fastbert.evaluation.predictions import EvalPredictions, eval_predictions
 from fastbert.evaluation.scoring import score_outputs
 from fastbert.evaluation.slices import evaluation_slices
 from fastbert.evaluation.thresholds import decide
-from fastbert.features.arrays import Features
 from fastbert.features.featurize import featurize, text_lengths
 from fastbert.features.inference import DocumentOutputs, predict_documents, word_rows
 from fastbert.io import SavedModel, load_model, save_model
@@ -122,10 +121,22 @@ class FineTunedModel:
             rows=np.arange(1, len(texts) + 1),
         )
 
-    def _outputs(self, ex: Examples, batch_size: int) -> tuple[Features, DocumentOutputs]:
+    def names_description(self) -> str | None:
+        """``"the model's labels: neg, pos"``, for messages about data scored against them."""
+        if not self.label_names:
+            return None
+        shown = ", ".join(self.label_names[:5]) + (", ..." if len(self.label_names) > 5 else "")
+        return f"the model's labels: {shown}"
+
+    def _outputs(self, ex: Examples, batch_size: int) -> DocumentOutputs:
         """The model over ``ex``, featurized once; one output row per text (windows merged)."""
+        if not len(ex):  # no text: the shapes of an empty answer, without tokenizing or running
+            classes = 1 if self.task == "regression" else len(self.label_names or [])
+            if self.task == "token":
+                return DocumentOutputs(np.zeros((0, 0, classes), np.float32), np.zeros((0, 0), np.int64))
+            return DocumentOutputs(np.zeros((0, classes), dtype=np.float32))
         feats = featurize(self.tokenizer, ex, self.config)
-        return feats, predict_documents(self.model, feats, self.config, batch_size, self.device)
+        return predict_documents(self.model, feats, self.config, batch_size, self.device)
 
     def logits(
         self, texts: Sequence[Any], pairs: Sequence[str] | None = None, batch_size: int = 64
@@ -133,7 +144,7 @@ class FineTunedModel:
         """Logits per text, (n, C); token tasks (n, L, C) per token. Under a ``chunk_*`` long-text
         policy the windows are merged (`fastbert.features.inference`): token columns are then the
         text's own tokens, special tokens excluded, and ``chunk_vote`` gives log vote shares."""
-        return self._outputs(self._examples(texts, pairs), batch_size)[1].logits
+        return self._outputs(self._examples(texts, pairs), batch_size).logits
 
     def predict_proba(
         self,
@@ -150,7 +161,7 @@ class FineTunedModel:
         ``False`` gives the raw model probabilities."""
         if self.task == "regression":
             raise ValueError("a regression model has no probabilities; use predict()")
-        _, out = self._outputs(self._examples(texts, pairs), batch_size)
+        out = self._outputs(self._examples(texts, pairs), batch_size)
         return self._probabilities(out, [len(w) for w in texts], calibrated)
 
     def _probabilities(self, out: DocumentOutputs, word_counts: list[int], calibrated: bool) -> Any:
@@ -186,7 +197,7 @@ class FineTunedModel:
         if abstain is not None and self.task not in ("classification", "pair"):
             raise ValueError(f"abstain is for classification and pair models, not {self.task!r}")
         names = self.label_names or []
-        _, out = self._outputs(self._examples(texts, pairs), batch_size)
+        out = self._outputs(self._examples(texts, pairs), batch_size)
         if self.task == "regression":
             return [float(v) for v in out.logits[:, 0]]
         if self.task == "token":
@@ -221,6 +232,8 @@ class FineTunedModel:
             self.config.task,
             label_names=self.label_names,
             split="eval",
+            numbered_labels=False,
+            names_from=self.names_description(),
             text_column=columns.get("text_column", self.config.text_column),
             text_pair_column=columns.get("text_pair_column", self.config.text_pair_column),
             label_column=columns.get("label_column", self.config.label_column),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ __all__ = [
     "check_output_path",
     "default_model",
     "existing_file",
+    "flag_names",
     "fraction",
     "load_model",
     "model_folder",
@@ -48,6 +50,29 @@ STDIN_NAME = "<stdin>"
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line, exit status 1."""
+
+    @classmethod
+    def of(cls, error: BaseException) -> CliError:
+        """``error``'s message (fastbert's errors name the file and line), in the command
+        line's words: flags, not Python keyword names."""
+        return cls(flag_names(str(error)))
+
+
+#: Python keyword names fastbert's messages use, and the command-line flag of each.
+FLAGS = {
+    "text_pair_column": "--text-pair-column",
+    "text_column": "--text-column",
+    "label_column": "--label-column",
+    "slice_by": "--slice-by",
+}
+
+
+def flag_names(message: str) -> str:
+    """``message`` with keyword names as flags: ``Pass label_column='...'`` → ``Pass --label-column NAME``."""
+    for name, flag in FLAGS.items():
+        message = re.sub(rf"\b{name}='\.\.\.'", f"{flag} NAME", message)
+        message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
+    return message
 
 
 class UsageError(CliError):
@@ -138,6 +163,11 @@ def check_output_path(path: str | None, option: str = "--output") -> None:
         raise CliError(f"{option} {path}: is a directory")
     if not target.parent.is_dir():
         raise CliError(f"{option} {path}: folder {target.parent} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as e:
+        raise CliError(f"{option} {path}: cannot write in {target.parent} ({e.strerror or e})") from None
 
 
 def progress(total: int, unit: str, enabled: bool) -> Any:

@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
             num_threads=args.num_threads,
         )
     except (DataError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
+        raise CliError.of(e) from None
     except ValueError as e:  # an option the core refuses (e.g. --num-perm above its limit)
         raise UsageError(str(e)) from None
     summary = sys.stderr if args.output == "-" else sys.stdout

@@ -70,9 +70,11 @@ def _run(args: argparse.Namespace) -> int:
             label_column=args.label_column or cfg.label_column,
             label_names=ft.label_names if ft.task not in ("regression", "mlm") else None,
             split="eval",
+            numbered_labels=False,
+            names_from=ft.names_description(),
         )
     except (DataError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
+        raise CliError.of(e) from None
     print(f"{PROG} evaluate: {len(ex)} examples from {args.data}", file=sys.stderr)
     evaluation = ft.evaluate_examples(ex, batch_size=args.batch_size)
     metrics = evaluation.metrics
@@ -84,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
                 evaluation.predictions, args.data, args.slice_by, ft.temperature, ft.thresholds
             )
         except DataError as e:
-            raise CliError(str(e)) from None
+            raise CliError.of(e) from None
         except ValueError as e:
             raise CliError(f"--slice-by {args.slice_by}: {e}") from None
     print(f"{ft.task} metrics on {args.data} ({len(ex)} examples):")

@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args
 
+from fastbert.atomic_folder import check_writable
 from fastbert.cli.common import (
     PROG,
     CliError,
@@ -31,7 +32,6 @@ from fastbert.cli.common import (
 from fastbert.cli.formatting import format_metrics, format_seed_summary, number
 from fastbert.cli.settings import parse_set
 from fastbert.config import TASKS, FinetuneConfig, Pooling, Strategy
-from fastbert.errors import DataError
 
 __all__ = ["COMMAND", "DEFAULT_OUT", "SAMPLE_DEFAULTS", "sample_dir"]
 
@@ -209,8 +209,14 @@ def _finetune_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
+    """Everything about ``--out`` that can fail, before any training: a save that fails after
+    an hour of training loses the hour. Also finishes or rolls back an interrupted save there."""
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out}: exists and is not a folder")
+    try:
+        check_writable(out, "--out")
+    except OSError as e:
+        raise CliError.of(e) from None
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise CliError(f"--out {out}: folder exists and is not empty; pass --overwrite to replace it")
 
@@ -260,8 +266,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with _show_training_log():
             ft = finetune(train, dev, config=config, seeds=args.seeds)
-    except (DataError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
+        # DataError and the checks of the model folder and of max_length: messages for the user.
+        raise CliError.of(e) from None
     try:
         saved = ft.save(out, overwrite=args.overwrite)
     except OSError as e:  # FileExistsError included: --out filled up while training ran

@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
+        print(f"{PROG} {command.name}: interrupted (Ctrl-C); nothing was written", file=sys.stderr)
         return 130
     except Exception as e:
         if os.environ.get("FASTBERT_TRACEBACK"):

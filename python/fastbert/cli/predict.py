@@ -49,7 +49,7 @@ def read_predict_inputs(
         name, lines = read_lines(path)
         return texts_from_lines(name, lines, task, conll=suffix not in ("", ".txt"))
     except (DataError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
+        raise CliError.of(e) from None
 
 
 def _predict_records(ft: Any, texts: list[Any], pairs: list[str] | None, batch_size: int) -> list[dict]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from fastbert.cli.common import CliError, Command, model_folder
+from fastbert.cli.common import PROG, CliError, Command, model_folder
 
 __all__ = ["COMMAND"]
 
@@ -20,6 +21,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     folder = model_folder(args.model_dir, "model folder")
+    from fastbert.evaluation.predictions import FILENAME as PREDICTIONS_FILE
     from fastbert.evaluation.report import REPORT_JSON, REPORT_MD
     from fastbert.io import rebuild_report
 
@@ -31,6 +33,13 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.model_dir}: cannot rebuild the report ({e})") from None
     for name in (REPORT_JSON, REPORT_MD, *report["plots"]):
         print(folder / name)
+    if "examples" not in report:  # built without eval_predictions.npz
+        print(
+            f"{PROG} report: {folder} has no {PREDICTIONS_FILE}, so the report holds the saved metrics and "
+            "the training curves only: no intervals, calibration, thresholds, selective prediction, "
+            "slices or confusion matrix figure",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,10 +53,12 @@ from fastbert.data.labels import (
     translate_class_labels,
     words_value,
 )
-from fastbert.data.readers import decode_text, read_table, split_lines
+from fastbert.data.readers import Table, decode_text, read_table, split_lines
 from fastbert.errors import DataError
 
 __all__ = ["Examples", "data_fingerprint", "load_examples", "read_label_names"]
+
+log = logging.getLogger("fastbert")
 
 
 # ---------------------------------------------------------------- the result
@@ -88,6 +91,21 @@ class Examples:
     def where(self, i: int) -> str:
         """``"train.tsv, line 17"``: where example ``i`` came from, for messages."""
         return f"{self.source}, {self.row_unit} {int(self.rows[i])}"
+
+    def first_label(self) -> str | None:
+        """``"train.tsv, line 2: 'pos'"``: the first example's (first) label, for messages; None
+        without label names."""
+        if self.label_names is None or self.labels is None or not len(self):
+            return None
+        first = self.labels[0]
+        if isinstance(first, np.ndarray) and first.dtype.kind == "f":  # multilabel: a 0/1 row
+            ids = np.flatnonzero(first > 0.5)
+            if not ids.size:
+                return None
+            label_id = int(ids[0])
+        else:
+            label_id = int(np.asarray(first).reshape(-1)[0])
+        return f"{self.where(0)}: {self.label_names[label_id]!r}"
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> Examples:
         """The examples at ``indices``, in that order, with the same label names and source."""
@@ -164,11 +182,15 @@ def load_examples(
     label_column: str | int | None = None,
     label_names: Sequence[str] | None = None,
     split: str = "train",
+    numbered_labels: bool = True,
+    names_from: str | None = None,
 ) -> Examples:
     """Read ``data`` (see the module docstring for what it can be) as :class:`Examples` for ``task``.
 
     ``label_names``: the training set's names, fixing id ↔ name for evaluation data (a label not
-    among them raises); ``None`` derives them from the data, sorted. Loaded `Examples` come back
+    among them raises); ``None`` derives them from the data, sorted. Integer labels against
+    non-numeric ``label_names`` are ids into them, unless ``numbered_labels=False`` (dev or test
+    data scored against a model trained on names), which refuses them naming ``names_from``. Loaded `Examples` come back
     as they are, their ids mapped to ``label_names`` when given. ``split``: ``"train"``
     rejects a classification set with a single class; any other name (``"dev"``, ``"test"``)
     does not. Raises :class:`DataError` naming the source and line/row of the first problem.
@@ -206,6 +228,8 @@ def load_examples(
             label_names if label_names is not None else declared,
             "tag" if task == "token" else "label",
             given=label_names is not None,
+            numbered=numbered_labels,
+            names_from=names_from,
         )
         if task == "token":
             values = []
@@ -233,6 +257,7 @@ def load_examples(
         ids = [[mapping.id(v, where(i)) for v in vs] for i, vs in enumerate(values)]
         if task == "token":
             labels = [np.array(x, dtype=np.int64) for x in ids]
+            _warn_about_loose_inside_tags(table, values)
         elif task == "multilabel":
             labels = np.zeros((n, len(names)), dtype=np.float32)
             for i, x in enumerate(ids):
@@ -254,6 +279,30 @@ def load_examples(
         rows=np.asarray(table.rows, dtype=np.int64),
         row_unit=table.unit,
     )
+
+
+def _warn_about_loose_inside_tags(table: Table, tags: list[list[int | str]]) -> None:
+    """In IOB2 data (it has ``B-`` tags), warn about ``I-X`` tags that do not follow ``B-X`` or
+    ``I-X``, with their count and the first one's place. Entity scores read them as conlleval
+    does (the start of an entity), so the data is used as it is; the warning says it may be wrong."""
+    if not any(isinstance(t, str) and t.startswith("B-") for sentence in tags for t in sentence):
+        return
+    loose: list[tuple[int, int, str, str]] = []
+    for i, sentence in enumerate(tags):
+        previous = "O"
+        for k, tag in enumerate(sentence):
+            name = str(tag)
+            if name.startswith("I-") and previous not in (f"B-{name[2:]}", name):
+                loose.append((i, k, previous, name))
+            previous = name
+    if loose:
+        i, k, previous, name = loose[0]
+        after = "at the start of a sentence" if k == 0 else f"after {previous!r}"
+        log.warning(
+            f"{len(loose)} I- tags do not continue an entity of their type; the first: "
+            f"{table.where_word(i, k)} ({name!r} {after}). Entity scores read each as the start of an "
+            "entity (as conlleval does); in IOB2 an entity starts with B-"
+        )
 
 
 def read_label_names(path: str | os.PathLike) -> list[str]:

@@ -91,6 +91,12 @@ def class_value(v: Any, where: str) -> int | str:
         s = v.strip()
         if not s:
             raise DataError(f"{where}: empty label")
+        if any(c in s for c in "\t\n\r"):
+            # `fastbert predict --format tsv` writes a label and its probability tab-separated,
+            # one example a line: such a label would break the line.
+            raise DataError(
+                f"{where}: label {s!r} holds a tab or a line break; a label must be one line without tabs"
+            )
         return int(s) if _INT.fullmatch(s) else s
     raise DataError(f"{where}: unsupported label {v!r} of type {type(v).__name__}")
 
@@ -145,9 +151,20 @@ def names_from_data(first_seen: dict[int | str, str], task: str) -> list[str]:
 class LabelMap:
     """Label values (``int | str``) → ids, fixed by given names or derived from the data."""
 
-    def __init__(self, label_names: Sequence[str] | None, what: str, given: bool) -> None:
+    def __init__(
+        self,
+        label_names: Sequence[str] | None,
+        what: str,
+        given: bool,
+        numbered: bool = True,
+        names_from: str | None = None,
+    ) -> None:
         self.what = what  # "label" or "tag", for messages
         self.given = given  # names came from the caller (else from a ClassLabel or the data)
+        #: Integer labels against non-numeric names are ids into them; False refuses them.
+        self.numbered = numbered
+        #: Where the names came from, for that refusal (``"train.tsv, line 2: 'pos'"``).
+        self.names_from = names_from
         self.names: list[str] = []
         if label_names is not None:
             names = [str(n) for n in label_names]
@@ -172,6 +189,11 @@ class LabelMap:
             self._set(names_from_data(first_seen, task))
 
     def id(self, v: int | str, where: str) -> int:
+        if isinstance(v, int) and not self.numeric and not self.numbered:
+            raise DataError(
+                f"{where}: {self.what} {v} is a number, but the {self.what}s it is scored against are names "
+                f"({self.names_from or ', '.join(self.names[:5])}); write these {self.what}s as names too"
+            )
         if isinstance(v, int) and not self.numeric:
             if 0 <= v < len(self.names):
                 return v

@@ -58,9 +58,17 @@ class Table:
     rows: list[int]
     #: ``ClassLabel`` names of ``datasets`` columns: ``{column: names}``.
     class_names: dict[Any, list[str]]
+    #: CoNLL: each record is a sentence whose words stand on consecutive lines from ``rows[i]``.
+    word_per_line: bool = False
 
     def where(self, i: int) -> str:
         return f"{self.source}, {self.unit} {self.rows[i]}"
+
+    def where_word(self, i: int, k: int) -> str:
+        """Where word ``k`` of record ``i`` is: its own line in CoNLL, else the record's place."""
+        if self.word_per_line:
+            return f"{self.source}, line {self.rows[i] + k}"
+        return f"{self.where(i)}, word {k + 1}"
 
 
 def make_table(names: list[Any], records: list[list[Any]], rows: list[int], source: str, unit: str) -> Table:
@@ -235,8 +243,11 @@ def read_conll(text: str, source: str, *, tags_required: bool = True) -> Table:
     if words:
         sentences.append([words, tags])
     if not tags_required:
-        return make_table(["tokens"], [[s[0]] for s in sentences], rows, source, "line")
-    return make_table(["tokens", "tags"], sentences, rows, source, "line")
+        table = make_table(["tokens"], [[s[0]] for s in sentences], rows, source, "line")
+    else:
+        table = make_table(["tokens", "tags"], sentences, rows, source, "line")
+    table.word_per_line = True
+    return table
 
 
 def read_text_lines(text: str, source: str) -> Table:

@@ -38,7 +38,7 @@ def texts_from_table(
         if pair is None and task == "pair":
             raise DataError(
                 f"{table.source}: a pair model needs a second text; looked for {', '.join(PAIR_COLUMNS)} "
-                f"among the columns {table.names}; pass text_pair_column (--text-pair-column)"
+                f"among the columns {table.names}; pass text_pair_column"
             )
     candidates = TEXT_COLUMNS["pair" if task == "pair" else "default"]
     text = pick_column(table, "text", text_column, candidates, "text_column", {pair} - {None})

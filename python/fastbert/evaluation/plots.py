@@ -11,6 +11,7 @@ atomically with the rest of the report).
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -163,5 +164,10 @@ def plot_names(report: dict[str, Any]) -> list[str]:
 
 
 def render_plots(report: dict[str, Any]) -> dict[str, bytes]:
-    """``{file name: PNG bytes}`` for every figure the report has the data for."""
-    return {name: draw() for name, draw in sorted(_planned(report).items())}
+    """``{file name: PNG bytes}`` for every figure the report has the data for.
+
+    matplotlib's own warnings (a layout it could not fit, say) concern the drawing, not the
+    model: they stay out of the user's terminal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="matplotlib")
+        return {name: draw() for name, draw in sorted(_planned(report).items())}

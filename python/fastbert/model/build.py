@@ -19,7 +19,7 @@ from fastbert.model.encoder import family_of
 from fastbert.model.heads import Head, MaskedLM, SequenceClassifier, TokenClassifier
 from fastbert.model.lora import add_lora
 
-__all__ = ["apply_strategy", "build_model"]
+__all__ = ["apply_strategy", "build_model", "check_max_length"]
 
 log = logging.getLogger("fastbert")
 
@@ -47,6 +47,19 @@ def build_model(cfg: FinetuneConfig, model_dir: Path, num_labels: int, load_weig
         elif unused:
             log.debug("unused checkpoint weights: %s", unused[:10])
     return head
+
+
+def check_max_length(cfg: FinetuneConfig, model_dir: Path) -> None:
+    """Refuse a ``max_length`` longer than the model's position embeddings (training took it, and
+    prediction on a long text then failed with an IndexError), naming both numbers."""
+    config = read_config(model_dir)
+    family = family_of(config, str(model_dir / "config.json"))
+    limit = family.read_config(config, str(model_dir / "config.json")).max_position_embeddings
+    if cfg.max_length > limit:
+        raise ValueError(
+            f"max_length {cfg.max_length} is more than the {limit} positions of the model "
+            f"(max_position_embeddings in {model_dir / 'config.json'}); use at most {limit}"
+        )
 
 
 def _load_mlm_head(head: Head, state: dict[str, torch.Tensor]) -> None:

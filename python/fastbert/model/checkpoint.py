@@ -14,7 +14,24 @@ from torch import Tensor
 
 from fastbert.conversions import read_json_object
 
-__all__ = ["load_state_dict", "read_config", "read_config_file"]
+__all__ = ["check_model_folder", "load_state_dict", "read_config", "read_config_file"]
+
+#: What `check_model_folder` says a model folder holds.
+MODEL_FOLDER = (
+    "a model folder holds config.json, the weights (model.safetensors or pytorch_model.bin) and the "
+    "tokenizer (tokenizer.json or vocab.txt), as transformers' save_pretrained writes them"
+)
+
+
+def check_model_folder(path: Path) -> None:
+    """Raise, naming ``path`` and what a model folder holds, unless it is a folder with a config.json
+    (a data file passed as the model said only that "[PAD]" was not in its vocabulary)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such model folder")
+    if not path.is_dir():
+        raise ValueError(f"{path} is a file, not a model folder: {MODEL_FOLDER}")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{path} has no config.json, so it is not a model folder: {MODEL_FOLDER}")
 
 
 def read_config(folder: Path) -> dict[str, Any]:
