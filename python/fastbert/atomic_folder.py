@@ -17,6 +17,9 @@ never got in place, put in place now, unless the target is newer (the exchange h
 ``.ready`` name holds the replaced folder), then removed; an ``.old`` folder is removed once the
 target exists, and moved back if the target is missing.
 
+Every file is flushed to the disk (``fsync``) before the rename, and the renames after it, so
+that a power cut or a reboot also finds the old folder or the new one, whole.
+
 Files and folders get the permissions the umask gives any new file (``mkdtemp`` would leave them
 private, ``0700``), so that a serving account can read a saved model. A full disk raises
 ``OSError`` naming the folder and the space left, with nothing left behind.
@@ -138,6 +141,13 @@ def _give_usual_permissions(folder: Path) -> None:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
+def _sync(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to the disk: without it, a power cut or a
+    reboot soon after the rename could bring back the new names with empty files in them."""
+    for path in [*folder.rglob("*"), folder]:
+        _fsync(path)
+
+
 def _out_of_space(e: BaseException) -> bool:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
@@ -145,9 +155,13 @@ def _out_of_space(e: BaseException) -> bool:
     return "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
 
 
-def write_folder(target: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+def write_folder(
+    target: Path, write: Callable[[Path], None], *, overwrite: bool = False, keep: tuple[str, ...] = ()
+) -> Path:
     """Write a folder at ``target`` whole: ``write(folder)`` fills a hidden sibling, which then
     replaces ``target`` in one step (see the module docstring). Returns the resolved target.
+    ``keep``: entries of the existing ``target`` (a run's ``checkpoints``) moved into the new
+    folder just before the swap, so that they survive it.
 
     A non-empty ``target`` needs ``overwrite``. Whatever ``write`` raises leaves ``target`` as it
     was and no sibling behind; a full disk is re-raised as ``OSError`` naming the folder and the
@@ -164,6 +178,7 @@ def write_folder(target: Path, write: Callable[[Path], None], *, overwrite: bool
         write(partial)
         (partial / MARKER).write_text(json.dumps({"completed_ns": time.time_ns()}) + "\n", encoding="utf-8")
         _give_usual_permissions(partial)
+        _sync(partial)
     except BaseException as e:
         shutil.rmtree(partial, ignore_errors=True)
         if _out_of_space(e):
@@ -175,11 +190,23 @@ def write_folder(target: Path, write: Callable[[Path], None], *, overwrite: bool
         raise
     ready = partial.with_name(partial.name[: -len(PARTIAL)] + READY)
     os.rename(partial, ready)
+    for name in keep:  # a crash from here on: recover() swaps the complete `ready` in
+        if (target / name).exists() and not (ready / name).exists():
+            os.rename(target / name, ready / name)
     if target.exists():
         _swap_in(ready, target)
     else:
         os.rename(ready, target)
+    _fsync(target.parent)  # the renames themselves
     return target
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_writable(folder: Path, what: str) -> None:
