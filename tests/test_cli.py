@@ -389,7 +389,12 @@ def test_finetune_saves_the_model_and_prints_dev_metrics(classifier: dict) -> No
     assert f"dev metrics (24 examples from {classifier['dev']})" in stdout
     for needle in ("accuracy", "macro_f1", "precision  recall", "neg", "pos", f"saved the model to {out}"):
         assert needle in stdout, (needle, stdout)
-    assert stdout.rstrip().endswith(f"saved the model to {out.resolve()}")
+    *_, saved, kept = stdout.rstrip().splitlines()
+    assert saved == f"saved the model to {out.resolve()}"
+    # The run's last checkpoint (its epoch end) stays, for a longer run with --resume.
+    assert kept.startswith("its last checkpoint (") and kept.endswith(
+        f"delete {out.resolve() / 'checkpoints'} to keep only the model"
+    )
     assert "eval step" in classifier["stderr"], "the per-evaluation log line is shown"
     meta = json.loads((out / "fastbert.json").read_text())
     cfg = meta["config"]
@@ -778,7 +783,9 @@ def test_no_argument_finetune_uses_the_bundled_sample(tmp_path: Path) -> None:
     assert "bundled BANKING77 sample" in err and "LICENSE" in err
     model = tmp_path / "fastbert-model"
     assert "accuracy" in out and "macro_f1" in out
-    assert out.rstrip().endswith(f"saved the model to {model}")
+    *_, saved, kept = out.rstrip().splitlines()
+    assert saved == f"saved the model to {model}"
+    assert kept.startswith("its last checkpoint (") and f"stays in {model / 'checkpoints'}/step-" in kept
     meta = json.loads((model / "fastbert.json").read_text())
     assert Path(meta["data"]["train_source"]) == sample_folder() / "train.tsv"
     assert Path(meta["data"]["dev_source"]) == sample_folder() / "dev.tsv"

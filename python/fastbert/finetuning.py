@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from fastbert.atomic_folder import check_writable
 from fastbert.config import FinetuneConfig, default_model_dir, improves
 from fastbert.data.examples import Examples, data_fingerprint, load_examples
 from fastbert.data.leakage import check_leakage
@@ -41,8 +43,17 @@ from fastbert.model.kernel_dispatch import enable_kernels, kernels_supported
 from fastbert.predictor import FineTunedModel
 from fastbert.progress import progress_bar
 from fastbert.text.tokenizer import Tokenizer
+from fastbert.training.checkpoint import (
+    CHECKPOINTS,
+    Checkpoint,
+    check_same_data,
+    latest_checkpoint,
+    load_checkpoint,
+    prune,
+    resumed_config,
+)
 from fastbert.training.distributed import distributed, init_distributed_from_env
-from fastbert.training.loop import train
+from fastbert.training.loop import RunFolder, train
 from fastbert.training.loss import class_weight_vector
 from fastbert.training.masking import mlm_spec
 from fastbert.training.sampling import resample_features
@@ -65,6 +76,9 @@ def finetune(
     model: str | Path | None = None,
     config: FinetuneConfig | None = None,
     seeds: Sequence[int] | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> FineTunedModel:
     """Fine-tune a BERT-family encoder on ``train_data`` and return the trained model.
@@ -76,6 +90,14 @@ def finetune(
     lr=3e-5, ...``). ``seeds``: train once per seed and return the run with the best dev
     selection metric, its ``seed_summary`` holding every metric's mean ± std over the seeds
     (`fastbert.training.seeds`).
+
+    ``out``: the run's folder. Checkpoints go to ``out/checkpoints`` as training goes (every
+    ``checkpoint_every`` steps and at epoch ends; SIGINT or SIGTERM finishes the step, writes
+    one and raises `fastbert.training.loop.TrainingInterrupted`), and the trained model is saved
+    there at the end (a non-empty ``out`` needs ``overwrite``). ``resume``: a run folder to
+    continue from its newest checkpoint, on the same data with the same config (only the fields
+    in `fastbert.config.RESUMABLE_CHANGES` may differ); ``out`` defaults to it. Resumed, a run
+    ends with the weights an uninterrupted one would have had.
     """
     if eval is not None:
         if eval_data is not None:
@@ -83,12 +105,32 @@ def finetune(
         eval_data = eval
     if task is not None:
         options["task"] = task
-    cfg = replace(config, **options) if config is not None else FinetuneConfig(**options)
     if model is not None:
-        cfg.model = str(model)
+        options["model"] = str(model)
+    checkpoint = None
+    if resume is not None:
+        checkpoint = _latest(Path(resume))
+        given = {**(config.to_dict() if config is not None else {}), **options}
+        cfg = resumed_config(checkpoint, given)
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise ValueError(f"a resumed run goes on in its own folder {resume}; out {out} cannot differ")
+        out = resume
+    else:
+        cfg = replace(config, **options) if config is not None else FinetuneConfig(**options)
     cfg.validate()
     if seeds is not None:
+        if out is not None:
+            raise ValueError(
+                "seeds and out together are not supported: each seed's run would write to the same folder"
+            )
         return run_seeds(lambda one: finetune(train_data, eval_data, config=one), cfg, seeds)
+    run_dir = None if out is None else Path(out).resolve()
+    if run_dir is not None and checkpoint is None:
+        check_writable(run_dir, "out")
+        if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+            raise FileExistsError(f"{run_dir} exists and is not empty; pass overwrite=True to replace it")
+        # A fresh run must not resume from, or keep, the checkpoints of the run it replaces.
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
     init_distributed_from_env()
     rank, _ = distributed()
     seed_everything(cfg.seed, cfg.deterministic)
@@ -99,6 +141,9 @@ def finetune(
 
     train_ex, dev_ex = _load_data(train_data, eval_data, cfg)
     train_ex, leakage = check_leakage(train_ex, dev_ex, cfg.leakage, cfg.leakage_threshold)
+    fingerprints = {"train_sha256": data_fingerprint(train_ex), "dev_sha256": data_fingerprint(dev_ex)}
+    if checkpoint is not None:
+        check_same_data(checkpoint, fingerprints, {"train": train_ex.source, "dev": dev_ex.source})
     names = train_ex.label_names or []
     num_labels = 1 if cfg.task == "regression" else len(names)
 
@@ -118,6 +163,9 @@ def finetune(
 
     ft = FineTunedModel(net, tok, cfg, train_ex.label_names, source_dir=model_dir)
     dev = DevEvaluations(ft, dev_ex, dev_feats)
+    if checkpoint is not None:  # the best so far was chosen before the resume
+        dev.best_score = checkpoint.history.get("best_score")
+        log.info(f"resuming from {checkpoint.folder} (step {checkpoint.position.step})")
     history = train(
         trained,
         cfg,
@@ -128,23 +176,51 @@ def finetune(
         mlm=mlm_spec(tok, cfg) if cfg.task == "mlm" else None,
         progress=_progress_bar(cfg) if rank == 0 else None,
         log=(lambda m: log.info(m)),
+        run=None
+        if run_dir is None
+        else RunFolder(run_dir, cfg.to_dict(), {**fingerprints, **_paths(train_data, eval_data)}),
+        resume=checkpoint,
     )
     ft.history = history
     # The weights train() kept are those of the best evaluation (or the last, when nothing was
     # better or restore_best is off): score the dev pass made of those weights, not a new one.
     kept = dev.best if cfg.restore_best and history.best_step is not None else dev.last
-    assert kept is not None  # train() evaluates at least once, at the end
+    if kept is None:  # resumed after that evaluation: the same weights give the same pass
+        kept = evaluate_on_dev(ft, dev_ex, dev_feats, dev.lengths)
     ft.metrics = _final_metrics(ft, dev, kept)
     ft.data_info = {
-        "train_sha256": data_fingerprint(train_ex),
-        "dev_sha256": data_fingerprint(dev_ex),
+        **fingerprints,
         "train_examples": len(train_ex.texts),
         "dev_examples": len(dev_ex.texts),
         "train_source": train_ex.source,
         "dev_source": dev_ex.source,
         "leakage": leakage,
     }
+    if run_dir is not None:
+        ft.save(run_dir, overwrite=True)  # keeps run_dir/checkpoints
+        # The run is over and its model saved: of its checkpoints only the last is worth its
+        # space (a longer run goes on from it: resume with more epochs).
+        prune(run_dir, keep=1, best_step=None)
     return ft
+
+
+def _paths(train_data: Any, eval_data: Any) -> dict[str, str | None]:
+    """The data files of a run, recorded in its checkpoints so that ``fastbert finetune --resume``
+    finds them again (``None``: data given in memory, or no dev file)."""
+
+    def path(data: Any) -> str | None:
+        return str(Path(data).resolve()) if isinstance(data, (str, Path)) else None
+
+    return {"train_data": path(train_data), "eval_data": path(eval_data)}
+
+
+def _latest(run_dir: Path) -> Checkpoint:
+    folder = latest_checkpoint(run_dir)
+    if folder is None:
+        raise FileNotFoundError(
+            f"{run_dir}: no complete checkpoint to resume from (in {run_dir / CHECKPOINTS})"
+        )
+    return load_checkpoint(folder)
 
 
 def _load_data(train_data: Any, eval_data: Any, cfg: FinetuneConfig) -> tuple[Examples, Examples]:

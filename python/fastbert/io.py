@@ -90,7 +90,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def save_model(ft: SavedModel, target: Path, *, overwrite: bool = False) -> Path:
+def save_model(ft: SavedModel, target: Path, *, overwrite: bool = False, keep: tuple[str, ...] = ()) -> Path:
     """Write ``ft`` to the folder ``target``, whole or not at all (`fastbert.atomic_folder`):
     with ``overwrite`` an existing model is replaced in one step, so that the folder always
     holds the old model or the new one."""
@@ -100,7 +100,7 @@ def save_model(ft: SavedModel, target: Path, *, overwrite: bool = False) -> Path
         # only rank 0 writes. No barrier (a script that saves on rank 0 alone would hang), so the
         # folder may not exist yet when this returns on another rank.
         return target
-    return write_folder(target, lambda folder: _write(ft, folder), overwrite=overwrite)
+    return write_folder(target, lambda folder: _write(ft, folder), overwrite=overwrite, keep=keep)
 
 
 def _architecture(model: Head, task: str) -> str:

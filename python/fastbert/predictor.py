@@ -265,8 +265,9 @@ class FineTunedModel:
 
     # -- files -----------------------------------------------------------------
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
-        """Write a Hugging Face folder (`fastbert.io`): written to a temporary sibling, renamed into place."""
-        return save_model(self._saved(), Path(directory), overwrite=overwrite)
+        """Write a Hugging Face folder (`fastbert.io`), whole: a replaced folder is swapped out in
+        one step. A run's ``checkpoints`` in it are kept."""
+        return save_model(self._saved(), Path(directory), overwrite=overwrite, keep=("checkpoints",))
 
     def _saved(self) -> SavedModel:
         return SavedModel(

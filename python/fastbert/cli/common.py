@@ -27,6 +27,7 @@ __all__ = [
     "STDIN_NAME",
     "CliError",
     "Command",
+    "Stopped",
     "UsageError",
     "atomic_output",
     "check_device",
@@ -73,6 +74,14 @@ def flag_names(message: str) -> str:
         message = re.sub(rf"\b{name}='\.\.\.'", f"{flag} NAME", message)
         message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
     return message
+
+
+class Stopped(Exception):
+    """The command stopped before its end on purpose (a signal): printed as is, exit ``status``."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class UsageError(CliError):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args
@@ -21,6 +22,7 @@ from fastbert.cli.common import (
     PROG,
     CliError,
     Command,
+    Stopped,
     UsageError,
     check_device,
     existing_file,
@@ -123,6 +125,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--out", metavar="DIR", help=f"where to save the model (default: ./{DEFAULT_OUT}); written atomically"
     )
     data.add_argument("--overwrite", action="store_true", help="replace --out if it is a non-empty folder")
+    data.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the run saved in DIR (its --out) from its newest checkpoint, on the same data "
+        "(default: the run's --train and --eval files) with the same settings; only --epochs, --device, "
+        "--checkpoint-every, --keep-checkpoints and --no-progress may change",
+    )
     data.add_argument("--text-column", metavar="NAME", help="the text column (default: detected by name)")
     data.add_argument("--text-pair-column", metavar="NAME", help="the second text column (pair tasks)")
     data.add_argument("--label-column", metavar="NAME", help="the label column (default: detected by name)")
@@ -174,6 +183,20 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    ckpt = p.add_argument_group("checkpoints (in --out/checkpoints; Ctrl-C or SIGTERM writes one and stops)")
+    ckpt.add_argument(
+        "--checkpoint-every",
+        type=positive,
+        metavar="N",
+        help="also write a checkpoint every N optimizer steps (default: at each epoch end only)",
+    )
+    ckpt.add_argument(
+        "--keep-checkpoints",
+        type=positive,
+        metavar="K",
+        help="keep the last K checkpoints, and the best evaluation's" + _default("keep_checkpoints"),
+    )
+
 
 #: Command-line flags that are FinetuneConfig fields: flag attribute → field.
 CONFIG_FLAGS = {
@@ -192,7 +215,18 @@ CONFIG_FLAGS = {
     "text_column": "text_column",
     "text_pair_column": "text_pair_column",
     "label_column": "label_column",
+    "checkpoint_every": "checkpoint_every",
+    "keep_checkpoints": "keep_checkpoints",
 }
+
+
+def _flag(field: str) -> str:
+    """How the command line sets the `FinetuneConfig` field ``field``."""
+    if field == "progress":
+        return "--no-progress"
+    if field in CONFIG_FLAGS.values():
+        return "--" + next(f for f, k in CONFIG_FLAGS.items() if k == field).replace("_", "-")
+    return f"--set {field}"
 
 
 def _finetune_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -200,8 +234,7 @@ def _finetune_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {k: v for k, v in options.items() if v is not None}
     for key, value in parse_set(args.set).items():
         if key in options:
-            flag = "--" + next(f for f, k in CONFIG_FLAGS.items() if k == key).replace("_", "-")
-            raise UsageError(f"--set {key} and {flag} both set {key}; give one")
+            raise UsageError(f"--set {key} and {_flag(key)} both set {key}; give one")
         options[key] = value
     if args.no_progress:
         options["progress"] = False
@@ -225,6 +258,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seed is not None:
         raise UsageError("give --seed or --seeds, not both")
     options = _finetune_options(args)
+    if args.resume is not None:
+        return _resume(args, options)
     train, dev = args.train, args.eval
     if train is None:
         data_flags = [
@@ -263,17 +298,95 @@ def _run(args: argparse.Namespace) -> int:
 
     from fastbert.finetuning import finetune
 
+    # One seed: the run lives in --out (its checkpoints as it trains, the model at the end).
+    # Several seeds: each trains in memory and the best is saved.
+    run_out = out if args.seeds is None else None
+    ft = _training(
+        out,
+        lambda: finetune(train, dev, config=config, seeds=args.seeds, out=run_out, overwrite=args.overwrite),
+    )
+    if args.seeds is None:
+        saved = out.resolve()
+    else:
+        try:
+            saved = ft.save(out, overwrite=args.overwrite)
+        except OSError as e:  # FileExistsError included: --out filled up while training ran
+            raise CliError(f"--out {out}: cannot save the model ({e})") from None
+    _summary(ft, config, train, dev, saved)
+    return 0
+
+
+def _resume(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """``--resume DIR``: the run's data files and settings come from its newest checkpoint."""
+    run = Path(args.resume)
+    for flag, given in (("--seeds", args.seeds is not None), ("--overwrite", args.overwrite)):
+        if given:
+            raise UsageError(f"{flag} cannot be used with --resume")
+    if args.out is not None and Path(args.out).resolve() != run.resolve():
+        raise UsageError(
+            f"a resumed run goes on in its own folder: --out {args.out} differs from --resume {run}"
+        )
+    if not run.is_dir():
+        raise CliError(f"--resume {run}: no such folder")
+
+    from fastbert.training.checkpoint import ConfigChanged, latest_checkpoint, load_state
+
+    latest = latest_checkpoint(run)
+    if latest is None:
+        raise CliError(f"--resume {run}: no complete checkpoint in {run / 'checkpoints'} to continue from")
+    state = load_state(latest)
+    recorded = state["data"]
+    train = args.train if args.train is not None else recorded.get("train_data")
+    dev = args.eval if args.eval is not None else recorded.get("eval_data")
+    if train is None:
+        raise UsageError(
+            f"the run in {run} was given its data in Python, not as a file: pass --train (and --eval)"
+        )
+    for path, flag in ((train, "--train"), (dev, "--eval")):
+        if path is not None and not Path(path).is_file():
+            raise CliError(f"{flag} {path}: the run's data file is gone; pass {flag} FILE with the same data")
+    config = FinetuneConfig.from_dict(state["config"])
+    check_device(options.get("device", config.device))
+    print(
+        f"{PROG} finetune: resuming {run} from {latest.name} (step {state['position']['step']}), "
+        f"training on {train}",
+        file=sys.stderr,
+    )
+
+    from fastbert.finetuning import finetune
+
+    def resumed() -> Any:
+        try:
+            return finetune(train, dev, resume=run, **options)
+        except ConfigChanged as e:
+            raise CliError(str(e.named({f.name: _flag(f.name) for f in fields(FinetuneConfig)}))) from None
+
+    ft = _training(run, resumed)
+    _summary(ft, ft.config, train, dev, run.resolve())
+    return 0
+
+
+def _training(out: Path, run: Callable[[], Any]) -> Any:
+    """``run()`` with the evaluation lines shown, its errors as messages for the user, and an
+    interruption (Ctrl-C, SIGTERM) told with the checkpoint it left and how to go on."""
+    from fastbert.training.loop import TrainingInterrupted
+
     try:
         with _show_training_log():
-            ft = finetune(train, dev, config=config, seeds=args.seeds)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as e:
-        # DataError and the checks of the model folder and of max_length: messages for the user.
+            return run()
+    except TrainingInterrupted as e:
+        where = f"; its checkpoint is {e.checkpoint}" if e.checkpoint is not None else ""
+        raise Stopped(
+            f"stopped by {signal.Signals(e.signum).name} after step {e.step}{where}\n"
+            f"continue with: {PROG} finetune --resume {out}",
+            128 + e.signum,
+        ) from None
+    except (ValueError, OSError, ModuleNotFoundError) as e:
+        # DataError, the checks of the model folder and of max_length, a full disk: messages for the user.
         raise CliError.of(e) from None
-    try:
-        saved = ft.save(out, overwrite=args.overwrite)
-    except OSError as e:  # FileExistsError included: --out filled up while training ran
-        raise CliError(f"--out {out}: cannot save the model ({e})") from None
 
+
+def _summary(ft: Any, config: FinetuneConfig, train: str, dev: str | None, saved: Path) -> None:
     history = ft.history
     info = ft.data_info
     where = dev if dev is not None else f"a {config.dev_fraction:.0%} stratified split of {train}"
@@ -288,13 +401,32 @@ def _run(args: argparse.Namespace) -> int:
             best = f"no dev evaluation gave a number for {metric}, so the last weights were kept"
         else:
             best = f"the best dev {metric}, {number(history.best_score)}, came at step {history.best_step} of {steps}"
+        included = "evaluations"
+        if history.checkpoint_seconds:
+            included += f" and {history.checkpoint_seconds:.1f} s of checkpoint writing"
         print(
             f"trained on {info.get('train_examples')} examples in {history.train_seconds:.0f} s "
-            f"({history.train_samples_per_second:.1f} samples/s, evaluations included); {best}"
+            f"({history.train_samples_per_second:.1f} samples/s, {included} included); {best}"
         )
     print(f"saved the model to {saved}")
+    kept = _last_checkpoint(saved)
+    if kept is not None:
+        print(kept)
     sys.stdout.flush()
-    return 0
+
+
+def _last_checkpoint(saved: Path) -> str | None:
+    """A line on the checkpoint a finished run keeps in its folder: where, how large, what for."""
+    from fastbert.training.checkpoint import checkpoints_of
+
+    found = checkpoints_of(saved)
+    if not found:
+        return None
+    size = sum(f.stat().st_size for folder in found for f in folder.rglob("*") if f.is_file())
+    return (
+        f"its last checkpoint ({size / 1e6:.0f} MB) stays in {found[-1]}, to train on with --resume "
+        f"{saved} --epochs N; delete {found[-1].parent} to keep only the model"
+    )
 
 
 COMMAND = Command(

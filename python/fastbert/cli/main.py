@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from fastbert.cli import dedup, evaluate, finetune, predict, report, tokenize
-from fastbert.cli.common import PROG, CliError, Command, UsageError
+from fastbert.cli.common import PROG, CliError, Command, Stopped, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args._parser.print_usage(sys.stderr)
         print(f"{PROG} {command.name}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"{PROG} {command.name}: {e}", file=sys.stderr)
+        return e.status
     except BrokenPipeError:
         # The reader went away (`fastbert tokenize f | head`): that is how a pipe
         # ends, not an error. Point stdout at /dev/null so the interpreter's final

@@ -10,10 +10,15 @@ what an evaluation scores is the ``evaluate`` callback's (`fastbert.finetuning`)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,13 +30,22 @@ from fastbert.features.arrays import Features
 from fastbert.features.batches import make_batch
 from fastbert.model.device import autocast_for
 from fastbert.training.batching import bucketed_batches
+from fastbert.training.checkpoint import (
+    Checkpoint,
+    Position,
+    prune,
+    restore_model,
+    restore_optimizer,
+    restore_rng,
+    save_checkpoint,
+)
 from fastbert.training.distributed import distributed
 from fastbert.training.heap import heap_allocations
 from fastbert.training.loss import loss_denominator, task_loss
 from fastbert.training.masking import mask_tokens
 from fastbert.training.optim import build_optimizer, linear_schedule
 
-__all__ = ["Evaluator", "History", "train"]
+__all__ = ["Evaluator", "History", "RunFolder", "TrainingInterrupted", "train"]
 
 
 @dataclass
@@ -46,10 +60,31 @@ class History:
     stopped_early: bool = False
     train_seconds: float = 0.0
     train_samples_per_second: float = 0.0
+    #: Of ``train_seconds``, those spent writing checkpoints.
+    checkpoint_seconds: float = 0.0
 
 
 # ----------------------------------------------------------------------------- train
 Evaluator = Callable[[nn.Module], dict[str, Any]]
+
+
+@dataclass
+class RunFolder:
+    """Where a run writes its checkpoints (`fastbert.training.checkpoint`), and what they record
+    beside the tensors: the full config, and the data's fingerprints and files
+    (`fastbert.training.checkpoint.Checkpoint.data`), which a resumed run must match."""
+
+    path: Path
+    config: dict[str, Any]
+    data: dict[str, Any]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a step; ``checkpoint`` holds that step."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted by signal {signum} after step {step}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
 
 
 def train(
@@ -63,6 +98,8 @@ def train(
     mlm: dict[str, Any] | None = None,
     progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
     log: Callable[[str], None] = print,
+    run: RunFolder | None = None,
+    resume: Checkpoint | None = None,
 ) -> History:
     """Fit ``model`` (a head from `fastbert.model.heads`) in place and restore its best weights.
 
@@ -70,175 +107,269 @@ def train(
     each rank takes a contiguous slice of every global batch. On the CPU, large allocations
     come from the heap meanwhile (`fastbert.training.heap`: no page faults for the per-step
     embedding gradient).
+
+    With a ``run`` folder, checkpoints are written there (every ``cfg.checkpoint_every`` steps,
+    at epoch ends, and when SIGINT or SIGTERM arrives: the current step is finished, a
+    checkpoint written, and `TrainingInterrupted` raised). ``resume`` continues from a
+    checkpoint: the same data and config then give the very weights of an uninterrupted run.
     """
     heap = heap_allocations() if device.type == "cpu" else contextlib.nullcontext()
-    with heap:
-        return _train(
-            model,
-            cfg,
-            train_feats,
-            evaluate,
-            device=device,
-            class_weights=class_weights,
-            mlm=mlm,
-            progress=progress,
-            log=log,
-        )
+    with heap, _signals_to_flag(run is not None) as interrupted:
+        loop = _Loop(model, cfg, train_feats, evaluate, device, class_weights, mlm, log, run, interrupted)
+        if resume is not None:
+            loop.restore(resume)
+        return loop.run(progress)
 
 
-def _train(
-    model: nn.Module,
-    cfg: FinetuneConfig,
-    train_feats: Features,
-    evaluate: Evaluator | None,
-    *,
-    device: torch.device,
-    class_weights: np.ndarray | None,
-    mlm: dict[str, Any] | None,
-    progress: Callable[[Iterator[Any], int], Iterator[Any]] | None,
-    log: Callable[[str], None],
-) -> History:
-    rank, world = distributed()
-    task = cfg.task
-    history = History()
-    metric, higher = cfg.resolved_metric()
-    model.to(device)
-    wrapped: nn.Module = model
-    if world > 1:
-        wrapped = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False
+@contextlib.contextmanager
+def _signals_to_flag(enabled: bool) -> Iterator[list[int]]:
+    """While training with a run folder, SIGINT and SIGTERM only set a flag (the signal number)
+    that the loop checks after each step; the previous handlers come back afterwards."""
+    flag: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag:  # a second Ctrl-C: stop now (the checkpoints already written stay whole)
+            raise KeyboardInterrupt
+        flag.append(signum)
+        name = signal.Signals(signum).name
+        print(
+            f"{name}: finishing this step and writing a checkpoint (again to stop at once)",
+            file=sys.stderr,
+            flush=True,
         )
-    opt = build_optimizer(model, cfg)
-    # The plan is made of optimizer steps: each entry is one step's global batch, cut into
-    # `grad_accum` micro-batches and each of those into `world` contiguous slices. So accumulation
-    # and DDP see the very examples (and the loss denominator) of one large batch: batch 32 with
-    # grad_accum=2, or on 2 ranks, trains like batch 32 on one process (tests/test_recipe.py,
-    # tests/test_ddp.py). Before, the plan was cut at micro-batch size and steps paired up
-    # different examples than the same batch_size without accumulation.
-    steps_per_epoch = len(
-        bucketed_batches(
-            train_feats.lengths,
-            cfg.batch_size,
-            seed=cfg.seed,
-            token_budget=cfg.token_budget,
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Loop:
+    """One training run's state between steps, and the steps."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: FinetuneConfig,
+        feats: Features,
+        evaluate: Evaluator | None,
+        device: torch.device,
+        class_weights: np.ndarray | None,
+        mlm: dict[str, Any] | None,
+        log: Callable[[str], None],
+        run: RunFolder | None,
+        interrupted: list[int],
+    ) -> None:
+        self.model, self.cfg, self.feats, self.evaluate = model, cfg, feats, evaluate
+        self.device, self.class_weights, self.mlm, self.log = device, class_weights, mlm, log
+        self.run_folder, self.interrupted = run, interrupted
+        self.rank, self.world = distributed()
+        self.history = History()
+        self.metric, self.higher = cfg.resolved_metric()
+        model.to(device)
+        self.opt = build_optimizer(model, cfg)
+        # The plan is made of optimizer steps: each entry is one step's global batch, cut into
+        # `grad_accum` micro-batches and each of those into `world` contiguous slices. So
+        # accumulation and DDP see the very examples (and the loss denominator) of one large
+        # batch: batch 32 with grad_accum=2, or on 2 ranks, trains like batch 32 on one process
+        # (tests/test_recipe.py, tests/test_ddp.py).
+        steps_per_epoch = len(self._plan(0))
+        self.total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+        self.sched = linear_schedule(self.opt, self.total_steps, int(cfg.warmup_ratio * self.total_steps))
+        self.cw = (
+            torch.tensor(class_weights, dtype=torch.float32, device=device)
+            if class_weights is not None
+            else None
+        )
+        self.gen = torch.Generator().manual_seed(cfg.seed + 7919 * self.rank)
+        self.best_state: dict[str, Tensor] | None = None
+        self.at = Position()
+        self.written: dict[int, Path] = {}
+
+    def _plan(self, epoch: int) -> list[np.ndarray]:
+        cfg = self.cfg
+        return bucketed_batches(
+            self.feats.lengths, cfg.batch_size, seed=cfg.seed, epoch=epoch, token_budget=cfg.token_budget,
             pool=cfg.bucket_pool,
-        )
-    )
-    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
-    sched = linear_schedule(opt, total_steps, int(cfg.warmup_ratio * total_steps))
-    cw = (
-        torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights is not None else None
-    )
-    gen = torch.Generator().manual_seed(cfg.seed + 7919 * rank)
-    best_state: dict[str, Tensor] | None = None
-    bad_evals = 0
-    step = 0
-    samples = 0
-    start = time.perf_counter()
+        )  # fmt: skip
 
-    def run_eval() -> bool:
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue where ``checkpoint`` left off (weights, optimizer, schedule, position, RNGs)."""
+        restore_model(checkpoint, self.model)
+        restore_optimizer(checkpoint, self.opt)
+        self.sched.load_state_dict(checkpoint.scheduler)
+        # The learning rate of the next step, from this run's schedule: the same as the
+        # checkpoint's unless `epochs` changed, and then that of the new length from now on.
+        step = self.sched.last_epoch
+        for group, base, factor in zip(
+            self.opt.param_groups, self.sched.base_lrs, self.sched.lr_lambdas, strict=True
+        ):
+            group["lr"] = base * factor(step)
+        known = {f.name for f in dataclasses.fields(History)}
+        self.history = History(**{k: v for k, v in checkpoint.history.items() if k in known})
+        self.best_state = checkpoint.best
+        self.at = dataclasses.replace(checkpoint.position)
+        restore_rng(checkpoint, self.gen)  # last: nothing after it may draw a random number
+
+    # ------------------------------------------------------------------ the run
+    def run(self, progress: Callable[[Iterator[Any], int], Iterator[Any]] | None) -> History:
+        cfg, at, history = self.cfg, self.at, self.history
+        wrapped: nn.Module = self.model
+        if self.world > 1:
+            wrapped = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=False,
+            )
+        self.start = time.perf_counter()
+        self.model.train()
+        stop = False
+        while at.step < self.total_steps:
+            plan = self._plan(at.epoch)
+            iterator: Iterator[Any] = iter(plan[at.position :])
+            if progress is not None and self.rank == 0:
+                iterator = progress(iterator, min(len(plan) - at.position, self.total_steps - at.step))
+            for idx in iterator:
+                if at.step >= self.total_steps:
+                    break
+                history.train_loss.append(self._step(wrapped, idx))
+                at.step += 1
+                at.position += 1
+                at.samples += len(idx)
+                history.steps.append(at.step)
+                if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
+                    rate = at.samples / max(self._seconds(), 1e-9)
+                    iterator.set_postfix(
+                        loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False
+                    )
+                if cfg.eval_steps is not None and at.step % cfg.eval_steps == 0 and self._evaluate():
+                    stop = history.stopped_early = True
+                every = cfg.checkpoint_every
+                if self.interrupted or (every is not None and at.step % every == 0):
+                    self._checkpoint()
+                if stop:
+                    break
+            if stop:
+                break
+            at.epoch += 1
+            at.position = 0
+            if cfg.eval_steps is None and self._evaluate():
+                stop = history.stopped_early = True
+            if cfg.checkpoint_epochs:
+                self._checkpoint()
+            if stop:
+                break
+        history.train_seconds = self._seconds()
+        history.train_samples_per_second = at.samples / max(history.train_seconds, 1e-9)
+        last_evaluated = bool(history.evals) and history.evals[-1]["step"] == at.step
+        if self.evaluate is not None and not last_evaluated and not stop:
+            self._evaluate()
+        if self.best_state is not None and cfg.restore_best:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return history
+
+    def _seconds(self) -> float:
+        return self.at.seconds + time.perf_counter() - self.start
+
+    def _step(self, wrapped: nn.Module, idx: np.ndarray) -> float:
+        """One optimizer step on the global batch ``idx``; returns its (global) loss."""
+        cfg, task, feats, device = self.cfg, self.cfg.task, self.feats, self.device
+        rank, world = self.rank, self.world
+        den = None
+        if task != "mlm" and feats.labels is not None:
+            # The step's global denominator: every micro-batch and rank divides its summed loss
+            # by it, so the step's gradient is the mean over all its labels. DDP averages
+            # gradients over ranks, hence the / world.
+            den = loss_denominator(task, feats.labels[idx], self.class_weights) / world
+        micros = [m for m in np.array_split(idx, cfg.grad_accum) if len(m)]
+        running = 0.0
+        for micro_idx in micros:
+            part = np.array_split(micro_idx, world)[rank] if world > 1 else micro_idx
+            weight = 1.0
+            if len(part) == 0:
+                # Fewer examples than ranks (a short last batch): run one row with weight 0,
+                # so that this rank still joins DDP's gradient all-reduce.
+                part, weight = micro_idx[:1], 0.0
+            b = make_batch(feats, part, device)
+            if task == "mlm":
+                assert self.mlm is not None
+                inputs, labels = mask_tokens(b, generator=self.gen, **self.mlm)
+                labels = labels.to(device)
+                inputs = inputs.to(device)
+            else:
+                inputs, labels = b["input_ids"], b["labels"]
+            with autocast_for(device, cfg.precision):
+                logits = wrapped(inputs, b["attention_mask"], b["token_type_ids"])
+            loss = task_loss(task, logits, labels, self.cw, den)
+            if den is None:  # mlm: masked-token counts are only known per micro-batch and rank
+                loss = loss / len(micros)
+            loss = loss * weight
+            loss.backward()
+            running += float(loss.detach())
+        if world > 1:  # log the global loss, not rank 0's share of it
+            total = torch.tensor([running], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(total)
+            running = float(total) / world
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return running
+
+    def _evaluate(self) -> bool:
         """Evaluate, keep the best weights; True when training should stop."""
-        nonlocal best_state, bad_evals
-        if evaluate is None:
+        if self.evaluate is None:
             return False
-        result = evaluate(model)
+        history, step = self.history, self.at.step
+        result = self.evaluate(self.model)
         result["step"] = step
         history.evals.append(result)
-        score = float(result.get(metric, math.nan))
-        if improves(score, history.best_score, higher):
+        score = float(result.get(self.metric, math.nan))
+        if improves(score, history.best_score, self.higher):
             history.best_score, history.best_step = score, step
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            bad_evals = 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.at.bad_evals = 0
         else:
-            bad_evals += 1
-        if rank == 0:
+            self.at.bad_evals += 1
+        if self.rank == 0:
             best = (
                 "none yet"
                 if history.best_score is None
                 else f"{history.best_score:.4f} at step {history.best_step}"
             )
-            log(f"step {step}: {metric} {score:.4f} (best {best})")
-        model.train()
-        return cfg.early_stopping_patience is not None and bad_evals > cfg.early_stopping_patience
+            self.log(f"step {step}: {self.metric} {score:.4f} (best {best})")
+        self.model.train()
+        patience = self.cfg.early_stopping_patience
+        return patience is not None and self.at.bad_evals > patience
 
-    model.train()
-    epoch = 0
-    stop = False
-    while step < total_steps and not stop:
-        plan = bucketed_batches(
-            train_feats.lengths,
-            cfg.batch_size,
-            seed=cfg.seed,
-            epoch=epoch,
-            token_budget=cfg.token_budget,
-            pool=cfg.bucket_pool,
-        )
-        iterator: Iterator[Any] = iter(plan)
-        if progress is not None and rank == 0:
-            iterator = progress(iterator, min(len(plan), total_steps - step))
-        for idx in iterator:
-            if step >= total_steps:
-                break
-            den = None
-            if task != "mlm" and train_feats.labels is not None:
-                # The step's global denominator: every micro-batch and rank divides its summed
-                # loss by it, so the step's gradient is the mean over all its labels. DDP
-                # averages gradients over ranks, hence the / world.
-                den = loss_denominator(task, train_feats.labels[idx], class_weights) / world
-            micros = [m for m in np.array_split(idx, cfg.grad_accum) if len(m)]
-            running = 0.0
-            for micro_idx in micros:
-                part = np.array_split(micro_idx, world)[rank] if world > 1 else micro_idx
-                weight = 1.0
-                if len(part) == 0:
-                    # Fewer examples than ranks (a short last batch): run one row with weight 0,
-                    # so that this rank still joins DDP's gradient all-reduce.
-                    part, weight = micro_idx[:1], 0.0
-                b = make_batch(train_feats, part, device)
-                if task == "mlm":
-                    assert mlm is not None
-                    inputs, labels = mask_tokens(b, generator=gen, **mlm)
-                    labels = labels.to(device)
-                    inputs = inputs.to(device)
-                else:
-                    inputs, labels = b["input_ids"], b["labels"]
-                with autocast_for(device, cfg.precision):
-                    logits = wrapped(inputs, b["attention_mask"], b["token_type_ids"])
-                loss = task_loss(task, logits, labels, cw, den)
-                if den is None:  # mlm: masked-token counts are only known per micro-batch and rank
-                    loss = loss / len(micros)
-                loss = loss * weight
-                loss.backward()
-                running += float(loss.detach())
-            samples += len(idx)
-            if world > 1:  # log the global loss, not rank 0's share of it
-                total = torch.tensor([running], dtype=torch.float64, device=device)
-                torch.distributed.all_reduce(total)
-                running = float(total) / world
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            history.steps.append(step)
-            history.train_loss.append(running)
-            if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
-                rate = samples / max(time.perf_counter() - start, 1e-9)
-                iterator.set_postfix(
-                    loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False
-                )
-            if cfg.eval_steps is not None and step % cfg.eval_steps == 0 and run_eval():
-                stop = history.stopped_early = True
-                break
-        epoch += 1
-        if not stop and cfg.eval_steps is None and run_eval():
-            stop = history.stopped_early = True
-    history.train_seconds = time.perf_counter() - start
-    history.train_samples_per_second = samples / max(history.train_seconds, 1e-9)
-    if evaluate is not None and (not history.evals or history.evals[-1]["step"] != step) and not stop:
-        run_eval()
-    if best_state is not None and cfg.restore_best:
-        model.load_state_dict(best_state)
-    model.eval()
-    return history
+    def _checkpoint(self) -> None:
+        """Write a checkpoint of this step (rank 0), keep the last few; after a signal, stop."""
+        folder = self.written.get(self.at.step)
+        if self.run_folder is not None and self.rank == 0 and folder is None:
+            began = time.perf_counter()
+            self.at.seconds += began - self.start  # the clock so far, saved with the position
+            self.start = began
+            folder = save_checkpoint(
+                self.run_folder.path,
+                model=self.model,
+                best=self.best_state,
+                optimizer=self.opt,
+                scheduler=self.sched,
+                generator=self.gen,
+                position=self.at,
+                history=dataclasses.asdict(self.history),
+                config=self.run_folder.config,
+                data=self.run_folder.data,
+            )
+            self.written = {self.at.step: folder}  # the last step of an epoch: written once
+            prune(self.run_folder.path, self.cfg.keep_checkpoints, self.history.best_step)
+            self.history.checkpoint_seconds += time.perf_counter() - began
+        if self.interrupted:
+            raise TrainingInterrupted(self.interrupted[0], self.at.step, folder)
