@@ -9,7 +9,7 @@ forward+backward (dx, dA, dB; W frozen) of:
 - ``fastbert_eager``: ``fastbert.model.lora.LoRALinear`` on PEFT's formula (kernels off, no merging);
 - ``fused``: ``fastbert.kernels.lora_linear(..., strategy="fused")``, one Triton kernel forward,
   one + two small GEMMs backward (with dropout: a Bernoulli mask drawn by PyTorch);
-- ``merged``: ``strategy="merged"`` (``fastbert.lora_merged``), the adapter folded into
+- ``merged``: ``strategy="merged"`` (``fastbert.kernels.lora_merged``), the adapter folded into
   the weight and cuBLAS each way — what the trainer runs without dropout (and in
   evaluation). Not timed with ``--dropout`` (it does not apply);
 - ``split``: ``strategy="split"`` (``fastbert.kernels.lora_dropout``), the frozen layer on

@@ -1,4 +1,4 @@
-"""Label alignment (fastbert.align): the Rust functions against their pure-Python
+"""Label alignment (fastbert.text.align): the Rust functions against their pure-Python
 references on generated inputs, against Hugging Face's `word_ids()` loop on real
 CoNLL-2003 / WNUT-17 sentences, and round trips labels → tokens → labels."""
 

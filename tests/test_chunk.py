@@ -1,4 +1,4 @@
-"""Sliding windows (fastbert.chunk): window boundaries against Hugging Face
+"""Sliding windows (fastbert.text.chunk): window boundaries against Hugging Face
 `tokenizers` (`enable_truncation(max_length, stride)` + `Encoding.overflowing`) on
 real long texts, and the merge functions against their pure-Python references."""
 

@@ -1,4 +1,4 @@
-"""fastbert.lora_merged (the adapter folded into the weight) and LoRALinear's use of it, against PEFT's formula.
+"""fastbert.kernels.lora_merged (the adapter folded into the weight) and LoRALinear's use of it, against PEFT's formula.
 
 Pure PyTorch, so these run as real CPU (or GPU) arithmetic, not in Triton's
 interpreter, and at realistic sizes. Inputs are fresh every run (seed printed;

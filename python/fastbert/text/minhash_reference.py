@@ -1,4 +1,4 @@
-"""A slow, readable duplicate finder in pure Python: the specification of ``fastbert.dedup``.
+"""A slow, readable duplicate finder in pure Python: the specification of ``fastbert.text.dedup``.
 
 The Rust core (``rust/core/src/dedup``) must give exactly what these functions give:
 the same normalised words, the same exact-duplicate hash, the same shingle hashes and
