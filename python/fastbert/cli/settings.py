@@ -50,6 +50,23 @@ def _fits(value: Any, hint: Any) -> bool:
     return False
 
 
+def describe(hint: Any) -> str:
+    """A field type in words for a message: ``float | None`` is "a number or null"."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in args)
+    if origin is tuple:
+        return "a list of " + (
+            describe(args[0]) if len(args) == 2 and args[1] is Ellipsis else f"{len(args)} values"
+        )
+    if origin is dict:
+        return 'a JSON object, e.g. {"pos": 2}'
+    words = {type(None): "null", bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    return words.get(hint, "a JSON value")
+
+
 def _json_or_text(text: str) -> Any:
     try:
         return json.loads(text)
@@ -91,7 +108,6 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
         if isinstance(value, str) and not _fits(value, hint) and _fits([], hint):
             value = [_json_or_text(v.strip()) for v in value.split(",")]
         if not _fits(value, hint):
-            shown = str(hint).replace("typing.", "")
-            raise UsageError(f"--set {item}: {raw!r} is not a valid value for {key} ({shown})")
+            raise UsageError(f"--set {item}: {key} takes {describe(hint)}, not {raw}")
         out[key] = _convert(value, hint)
     return out
