@@ -145,7 +145,7 @@ def _write(ft: SavedModel, folder: Path) -> None:
             model,
             folder / "adapter",
             task_type=PEFT_TASK.get(cfg.task, "SEQ_CLS"),
-            base_model=str(ft.source_dir),
+            base_dir=ft.source_dir,
             rank=cfg.lora_rank,
             alpha=cfg.lora_alpha,
             dropout=cfg.lora_dropout,
