@@ -27,6 +27,7 @@ from fastbert.config import FinetuneConfig, default_model_dir, improves
 from fastbert.data.examples import Examples, data_fingerprint, load_examples
 from fastbert.data.leakage import check_leakage
 from fastbert.data.splits import stratified_split
+from fastbert.evaluation.metrics import scalar_metrics
 from fastbert.evaluation.mlm import mlm_eval_loss
 from fastbert.evaluation.posthoc import fit_on_dev
 from fastbert.evaluation.predictions import EvalPredictions, eval_predictions
@@ -296,7 +297,7 @@ class DevPass:
 
 class DevEvaluations:
     """The ``evaluate`` callback of `fastbert.training.train`: scores dev with the model as it is,
-    and keeps the pass of the best evaluation so far and of the last one.
+    returns the scalar metrics, and keeps the pass of the best evaluation so far and of the last one.
 
     "Best" is `fastbert.config.improves` on the selection metric, the rule train() keeps its best
     weights by, so `best` holds the dev pass of the weights train() restores.
@@ -318,7 +319,10 @@ class DevEvaluations:
         score = float(dev.metrics.get(self.metric, math.nan))
         if improves(score, self.best_score, self.higher):
             self.best, self.best_score = dev, score
-        return dict(dev.metrics)
+        # train() keeps what this returns in History.evals, one entry per evaluation, saved in
+        # checkpoints and fastbert.json: numbers only. With 5,000 classes each entry's confusion
+        # matrix made fastbert.json 651 MB; the kept pass's full metrics stay in `best`/`last`.
+        return scalar_metrics(dev.metrics)
 
 
 def evaluate_on_dev(ft: FineTunedModel, ex: Examples, feats: Features, lengths: Any) -> DevPass:

@@ -28,9 +28,10 @@ from fastbert._version import __version__
 from fastbert.atomic_folder import recover, write_folder
 from fastbert.config import FinetuneConfig
 from fastbert.conversions import json_ready, read_json_object
+from fastbert.evaluation.metrics import scalar_metrics, with_stored_confusion
 from fastbert.evaluation.predictions import FILENAME as PREDICTIONS_FILE
 from fastbert.evaluation.predictions import EvalPredictions
-from fastbert.evaluation.report import report_from_meta, write_report
+from fastbert.evaluation.report import json_text, report_from_meta, write_report
 from fastbert.model.build import build_model
 from fastbert.model.device import resolve_device
 from fastbert.model.heads import Head
@@ -163,14 +164,31 @@ def _write(ft: SavedModel, folder: Path) -> None:
         "seed": cfg.seed,
         "seed_summary": ft.seed_summary,
         "data": ft.data_info,
-        "metrics": ft.metrics,
-        "history": None if ft.history is None else ft.history.__dict__,
+        "metrics": _saved_metrics(ft),
+        "history": None if ft.history is None else _saved_history(ft.history),
         "versions": versions(),
         "base_model": str(ft.source_dir),
     }
-    meta_json = json.dumps(json_ready(meta), indent=2) + "\n"
+    meta_json = json_text(json_ready(meta))
     (folder / META_FILE).write_text(meta_json, encoding="utf-8")
     _write_report(ft, folder, json.loads(meta_json))
+
+
+def _saved_metrics(ft: SavedModel) -> dict[str, Any]:
+    """The metrics ``fastbert.json`` keeps. The confusion matrix is stored once: in report.json,
+    which rebuilds it from ``eval_predictions.npz``; only without that file is it kept here (in
+    `fastbert.evaluation.metrics.stored_confusion`'s form), for the report to read."""
+    metrics = with_stored_confusion(ft.metrics)
+    if ft.eval_predictions is not None:
+        metrics.pop("confusion_matrix", None)
+    return metrics
+
+
+def _saved_history(history: History) -> dict[str, Any]:
+    """``history`` for ``fastbert.json``, each evaluation's numbers only. `fastbert.finetune` keeps
+    no more; a history loaded from a folder of an older version may still hold a confusion matrix
+    per evaluation (651 MB for 5,000 classes), which is not written again."""
+    return {**history.__dict__, "evals": [scalar_metrics(e) for e in history.evals]}
 
 
 def _write_report(ft: SavedModel, folder: Path, meta: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@
 - :func:`multilabel_metrics`: ``(n, C)`` 0/1 indicator matrices.
 - :func:`regression_metrics`: MSE, RMSE, MAE, Pearson and Spearman correlation.
 - :func:`entity_metrics`: entity-level precision / recall / F1 for BIO tag sequences.
+- :func:`stored_confusion`, :func:`read_confusion`: the confusion matrix as JSON files hold it
+  (sparse above `DENSE_UP_TO` classes), and back; :func:`scalar_metrics`: the numbers alone.
 
 Conventions, chosen so that the numbers equal the libraries people check them against
 (``tests/test_metrics.py`` compares them on generated inputs):
@@ -33,16 +35,22 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fastbert.conversions import as_numpy
+from fastbert.conversions import as_numpy, is_number
 
 __all__ = [
+    "DENSE_UP_TO",
     "classification_metrics",
+    "confusion_cells",
     "entity_metrics",
     "entity_scores",
     "get_entities",
     "multilabel_metrics",
     "ratio",
+    "read_confusion",
     "regression_metrics",
+    "scalar_metrics",
+    "stored_confusion",
+    "with_stored_confusion",
 ]
 
 EntityMode = Literal["conlleval", "strict"]
@@ -135,6 +143,75 @@ def classification_metrics(y_true: Any, y_pred: Any, label_names: Sequence[str])
         "per_class": _per_class(label_names, prec, rec, f1, support),
         "confusion_matrix": cm.tolist(),
     }
+
+
+# ---------------------------------------------------------------- the confusion matrix in JSON
+#: Up to this many classes the confusion matrix is written as ``C x C`` nested lists; above it,
+#: sparse. A dev set of n examples fills at most n of the C² cells: written dense (and indented),
+#: 5,000 classes made a 276 MB report.json of zeros.
+DENSE_UP_TO = 50
+
+
+def stored_confusion(matrix: Any) -> list[list[int]] | dict[str, Any]:
+    """The confusion matrix as JSON files hold it: the ``C x C`` lists up to `DENSE_UP_TO` classes,
+    else its non-zero cells in row-major order, ``{"shape": [C, C], "rows": [...], "cols": [...],
+    "counts": [...]}``. A matrix already in the sparse form is returned as it is."""
+    if isinstance(matrix, dict):
+        return matrix
+    cm = np.asarray(matrix, dtype=np.int64)
+    c = cm.shape[0]
+    if c <= DENSE_UP_TO:
+        return cm.tolist()
+    rows, cols = np.nonzero(cm)
+    return {"shape": [c, c], "rows": rows.tolist(), "cols": cols.tolist(), "counts": cm[rows, cols].tolist()}
+
+
+def confusion_cells(stored: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``(C, rows, cols, counts)``: the non-zero cells of a confusion matrix in either stored form
+    (`stored_confusion`; the dense lists are also what versions before the sparse form wrote)."""
+    if isinstance(stored, dict):
+        shape = stored.get("shape")
+        if not (isinstance(shape, list) and len(shape) == 2 and shape[0] == shape[1]):
+            raise ValueError(f"a sparse confusion matrix needs a square shape [C, C], got {shape}")
+        c = int(shape[0])
+        rows, cols, counts = (np.asarray(stored[k], dtype=np.int64) for k in ("rows", "cols", "counts"))
+        if not rows.shape == cols.shape == counts.shape or rows.ndim != 1:
+            raise ValueError("a sparse confusion matrix needs rows, cols and counts of one length")
+        if rows.size and (min(rows.min(), cols.min()) < 0 or max(rows.max(), cols.max()) >= c):
+            raise ValueError(f"a sparse confusion matrix has a cell outside its shape [{c}, {c}]")
+        return c, rows, cols, counts
+    cm = np.asarray(stored, dtype=np.int64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {cm.shape}")
+    rows, cols = np.nonzero(cm)
+    return cm.shape[0], rows, cols, cm[rows, cols]
+
+
+def read_confusion(stored: Any) -> np.ndarray:
+    """A stored confusion matrix, either form (`confusion_cells`), as a ``(C, C)`` int array."""
+    c, rows, cols, counts = confusion_cells(stored)
+    cm = np.zeros((c, c), dtype=np.int64)
+    np.add.at(cm, (rows, cols), counts)
+    return cm
+
+
+def with_stored_confusion(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with every confusion matrix in it (window-level metrics hold one of their own)
+    in `stored_confusion`'s form, ready to be written."""
+    return {
+        k: stored_confusion(v)
+        if k == "confusion_matrix"
+        else with_stored_confusion(v)
+        if isinstance(v, dict)
+        else v
+        for k, v in metrics.items()
+    }
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of ``metrics`` (and ``None``, a number an evaluation could not give), without the
+    per-class tables and the confusion matrix: what a training history keeps of each evaluation."""
+    return {k: v for k, v in metrics.items() if v is None or is_number(v)}
 
 
 # ---------------------------------------------------------------- multi-label

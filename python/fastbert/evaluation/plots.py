@@ -17,9 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from fastbert.config import LOWER_IS_BETTER
+from fastbert.evaluation.metrics import confusion_cells, read_confusion
+
 __all__ = [
     "PLOT_FILES",
     "confusion_matrix_png",
+    "dev_curves_shown",
     "plot_names",
     "reliability_png",
     "render_plots",
@@ -36,6 +40,33 @@ PLOT_FILES = {
 }
 #: Above this many classes the confusion matrix drops its per-cell numbers (they would not fit).
 _ANNOTATE_UP_TO = 20
+#: Above this many classes the confusion figure is a bar chart of the most frequent confusions:
+#: the full matrix of BANKING77's 77 classes was 2,500 px wide with 3 pt labels. 25 ticks fit a
+#: 13-inch side at 8 pt. The full matrix stays in report.json.
+MATRIX_UP_TO = 25
+#: Confusions (off-diagonal cells) in the bar chart drawn instead of a large matrix.
+TOP_CONFUSIONS = 20
+#: Characters of a class name kept in the bar chart's labels ("true → predicted").
+_NAME_CHARS = 32
+#: Dev metrics drawn in the training curves, the selection metric first: the eight of a
+#: classifier on one axis hid each other. report.json keeps every one.
+CURVES_SHOWN = 4
+#: The metrics worth a line beside the selection metric, in this order.
+MAIN_METRICS = (
+    "accuracy",
+    "macro_f1",
+    "f1",
+    "weighted_f1",
+    "precision",
+    "recall",
+    "pearson",
+    "spearman",
+    "samples_f1",
+    "subset_accuracy",
+    "loss",
+    "mse",
+    "mae",
+)
 
 
 def _figure(width: float, height: float) -> Any:
@@ -54,21 +85,29 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def confusion_matrix_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) -> bytes:
+def confusion_matrix_png(matrix: Any, names: Sequence[str]) -> bytes:
+    """The confusion matrix (either stored form, `fastbert.evaluation.metrics.stored_confusion`) as
+    a figure: the matrix up to `MATRIX_UP_TO` classes, else the most frequent confusions."""
+    c = confusion_cells(matrix)[0]
+    if c <= MATRIX_UP_TO:
+        return _matrix_png(read_confusion(matrix), names)
+    return _top_confusions_png(matrix, names)
+
+
+def _matrix_png(cm: np.ndarray, names: Sequence[str]) -> bytes:
     """Rows = true class, columns = predicted; colour = share of the row (recall), text = count."""
-    cm = np.asarray(matrix, dtype=np.float64)
+    cm = cm.astype(np.float64)
     c = cm.shape[0]
     rows = cm.sum(1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    side = min(max(4.0, 0.45 * c + 2.0), 24.0)
+    side = max(4.0, 0.45 * c + 2.0)  # at most 13.25 inches: MATRIX_UP_TO classes
     fig = _figure(side + 1.0, side)
     ax = fig.add_subplot()
     im = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(im, ax=ax, label="share of the true class")
     ticks = np.arange(c)
-    size = 8 if c <= _ANNOTATE_UP_TO else max(2, int(200 / c))
-    ax.set_xticks(ticks, [str(n) for n in names], rotation=90, fontsize=size)
-    ax.set_yticks(ticks, [str(n) for n in names], fontsize=size)
+    ax.set_xticks(ticks, [str(n) for n in names], rotation=90, fontsize=8)
+    ax.set_yticks(ticks, [str(n) for n in names], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix")
@@ -77,6 +116,49 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], names: Sequence[str]) 
             for j in range(c):
                 colour = "white" if share[i, j] > 0.5 else "black"
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8, color=colour)
+    return _png(fig)
+
+
+def _short(name: Any) -> str:
+    text = str(name)
+    return text if len(text) <= _NAME_CHARS else text[: _NAME_CHARS - 1] + "…"
+
+
+def _top_confusions_png(matrix: Any, names: Sequence[str]) -> bytes:
+    """The `TOP_CONFUSIONS` most frequent confusions as horizontal bars, "true → predicted",
+    each with its count and its share of the true class's examples."""
+    c, rows, cols, counts = confusion_cells(matrix)
+    support = np.bincount(rows, weights=counts, minlength=c)
+    off = rows != cols
+    rows, cols, counts = rows[off], cols[off], counts[off]
+    order = np.lexsort((cols, rows, -counts))[:TOP_CONFUSIONS]  # most first; ties in matrix order
+    n = len(order)
+    fig = _figure(10.0, 1.6 + 0.3 * max(n, 3))  # at most 1000 x 760 px
+    ax = fig.add_subplot()
+    if n:
+        y = np.arange(n)
+        ax.barh(y, counts[order], color="tab:blue")
+        labels = [f"{_short(names[rows[k]])} → {_short(names[cols[k]])}" for k in order]
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.invert_yaxis()
+        for i, k in enumerate(order):
+            share = counts[k] / support[rows[k]]
+            ax.text(counts[k], i, f" {counts[k]} ({share:.0%})", va="center", fontsize=8)
+        ax.margins(x=0.15)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # counts of examples
+    else:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no confusions: every example was predicted right", ha="center", va="center")
+    # On the figure, not the axes: long labels push the axes right, and text centred on them is cut.
+    fig.supxlabel(
+        "dev examples of the true class predicted as the other (share of the true class)", fontsize=9
+    )
+    fig.suptitle(
+        f"The {n} most frequent of {off.sum()} confusions between {c} classes "
+        "(the full matrix is in report.json)",
+        fontsize=10,
+    )
+    ax.grid(axis="x", alpha=0.3)
     return _png(fig)
 
 
@@ -119,9 +201,24 @@ def risk_coverage_png(selective: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
+def dev_curves_shown(names: Sequence[str], selection: str | None) -> list[str]:
+    """The dev metrics the training curves draw: the selection metric, then the `MAIN_METRICS`
+    on its side of `fastbert.config.LOWER_IS_BETTER` (an error and a score share no scale),
+    `CURVES_SHOWN` at most."""
+    first = [selection] if selection is not None and selection in names else []
+    errors = selection in LOWER_IS_BETTER if first else None
+    main = [
+        m
+        for m in MAIN_METRICS
+        if m in names and m not in first and (errors is None or (m in LOWER_IS_BETTER) == errors)
+    ]
+    shown = [*first, *main][:CURVES_SHOWN]
+    return shown or list(names[:CURVES_SHOWN])
+
+
 def training_curves_png(training: dict[str, Any]) -> bytes:
-    """Training loss per logged step, and the dev scores at each evaluation."""
-    fig = _figure(10.0, 4.0)
+    """Training loss per logged step, and the main dev metrics at each evaluation (`dev_curves_shown`)."""
+    fig = _figure(11.0, 4.0)
     loss_ax, eval_ax = fig.subplots(1, 2)
     loss_ax.plot(training["steps"], training["train_loss"], color="tab:blue")
     loss_ax.set_xlabel("optimizer step")
@@ -129,16 +226,27 @@ def training_curves_png(training: dict[str, Any]) -> bytes:
     loss_ax.set_title("Training loss")
     loss_ax.grid(alpha=0.3)
     evals = training["eval"]
-    for name, values in evals["metrics"].items():
-        y = [np.nan if v is None else v for v in values]
-        eval_ax.plot(evals["steps"], y, marker="o", label=name)
+    names = list(evals["metrics"])
+    selection = training.get("selection_metric")
+    shown = dev_curves_shown(names, selection)
+    for name in shown:
+        y = [np.nan if v is None else v for v in evals["metrics"][name]]
+        chosen = name == selection
+        label = f"{name} (selects the checkpoint)" if chosen else name
+        eval_ax.plot(evals["steps"], y, marker="o", linewidth=2.5 if chosen else 1.2, label=label)
     if training.get("best_step") is not None:
         eval_ax.axvline(training["best_step"], color="grey", linestyle=":", label="best checkpoint")
     eval_ax.set_xlabel("optimizer step")
-    eval_ax.set_title("Dev metrics")
+    if len(shown) == 1:
+        eval_ax.set_ylabel(f"dev {shown[0]}")
+    else:
+        eval_ax.set_ylabel("dev error" if shown and shown[0] in LOWER_IS_BETTER else "dev score")
+    left = len(names) - len(shown)
+    eval_ax.set_title(f"Dev metrics ({left} more in report.json)" if left else "Dev metrics")
     eval_ax.grid(alpha=0.3)
-    if evals["metrics"]:
-        eval_ax.legend(fontsize=8)
+    if eval_ax.get_legend_handles_labels()[0]:
+        # Beside the axes, not over the curves.
+        eval_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return _png(fig)
 
 

@@ -5,7 +5,8 @@ plus what the folder's ``fastbert.json`` records (task, labels, temperature, thr
 training history) into a JSON-ready dict:
 
 - ``metrics``: the task's metrics (per-class P/R/F1, macro/micro/weighted averages, confusion
-  matrix; entity scores per type; regression errors and correlations).
+  matrix, sparse above `fastbert.evaluation.metrics.DENSE_UP_TO` classes; entity scores per
+  type; regression errors and correlations). The saved folder keeps the matrix here only.
 - ``intervals``: 95% bootstrap intervals of the headline metrics (`fastbert.bootstrap`).
 - ``calibration``: ECE, MCE and NLL before and after temperature scaling, with the
   reliability bins (`fastbert.calibration`).
@@ -14,7 +15,8 @@ training history) into a JSON-ready dict:
 - ``slices``: the metrics by length bucket and by any stored column (`fastbert.slices`).
 - ``training``: the loss curve and dev scores per evaluation.
 
-`write_report` renders the Markdown and the figures (`fastbert.plots`) and writes every file
+`write_report` renders the Markdown and the figures (`fastbert.plots`), the JSON by `json_text`
+(indented, but lists of numbers on one line), and writes every file
 to a temporary name first, renaming them into place only once all are written: a failure
 leaves the previous report whole. `fastbert.io.rebuild_report` does all of it from a saved
 folder alone, which is what ``fastbert report DIR`` runs; the result equals what
@@ -45,6 +47,7 @@ __all__ = [
     "REPORT_JSON",
     "REPORT_MD",
     "build_report",
+    "json_text",
     "render_markdown",
     "report_from_meta",
     "write_report",
@@ -229,13 +232,14 @@ def build_report(
     th = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     report: dict[str, Any] = {"format": FORMAT, "task": task, "label_names": label_names}
     if preds is None:
-        report["metrics"] = metrics_without_predictions
+        saved = metrics_without_predictions
+        report["metrics"] = None if saved is None else metrics.with_stored_confusion(saved)
     else:
         if preds.task != task:
             raise ValueError(f"the predictions are for task {preds.task!r}, the model for {task!r}")
         report.update(
             examples=len(preds),
-            metrics=preds.metrics(temperature, th),
+            metrics=metrics.with_stored_confusion(preds.metrics(temperature, th)),
             intervals=_intervals(preds, temperature, th, resamples, seed),
             calibration=_calibration(preds, temperature),
             thresholds=_thresholds(preds, th),
@@ -394,6 +398,27 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- files
+def json_text(value: Any) -> str:
+    """``value`` as JSON, indented two spaces like ``json.dumps(value, indent=2)`` except that a
+    list holding no list or object sits on one line: a loss curve or a matrix row is then one line,
+    not one line per number (which made 300 classes' dense matrix alone 1 MB of report.json)."""
+    return _json_lines(value, "") + "\n"
+
+
+def _json_lines(value: Any, pad: str) -> str:
+    inner = pad + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{_scalar_json(str(k))}: {_json_lines(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return "[\n" + ",\n".join(inner + _json_lines(v, inner) for v in value) + f"\n{pad}]"
+    return _scalar_json(value)
+
+
+def _scalar_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
 def write_report(folder: str | Path, report: dict[str, Any]) -> list[Path]:
     """Write ``report.json``, ``report.md`` and the figures into ``folder``; returns their paths.
 
@@ -402,9 +427,7 @@ def write_report(folder: str | Path, report: dict[str, Any]) -> list[Path]:
     """
     folder = Path(folder)
     files = {
-        REPORT_JSON: (json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode(
-            "utf-8"
-        ),
+        REPORT_JSON: json_text(report).encode("utf-8"),
         REPORT_MD: render_markdown(report).encode("utf-8"),
         **render_plots(report),
     }
