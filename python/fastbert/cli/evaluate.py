@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -90,19 +89,26 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise CliError(f"--slice-by {args.slice_by}: {e}") from None
     print(f"{ft.task} metrics on {args.data} ({len(ex)} examples):")
-    print(format_metrics(metrics))
+    full_table = (
+        f"the full table is in {args.output}" if args.output else "--output FILE.json writes the full table"
+    )
+    print(format_metrics(metrics, full_table))
     if "slices" in metrics:
         print(format_slices(metrics["slices"]))
     if args.output is not None:
+        from fastbert.evaluation.metrics import with_stored_confusion
+        from fastbert.evaluation.report import json_text
+
         report = {
             "model": str(Path(args.model_dir).resolve()),
             "data": args.data,
             "task": ft.task,
             "examples": len(ex),
-            "metrics": metrics,
+            # The confusion matrix as report.json holds it: sparse for many classes.
+            "metrics": with_stored_confusion(metrics),
         }
         with atomic_output(args.output) as out:
-            out.write((json.dumps(json_ready(report), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+            out.write(json_text(json_ready(report)).encode("utf-8"))
     return 0
 
 

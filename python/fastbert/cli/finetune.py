@@ -391,7 +391,7 @@ def _summary(ft: Any, config: FinetuneConfig, train: str, dev: str | None, saved
     info = ft.data_info
     where = dev if dev is not None else f"a {config.dev_fraction:.0%} stratified split of {train}"
     print(f"dev metrics ({info.get('dev_examples')} examples from {where}):")
-    print(format_metrics(ft.metrics))
+    print(format_metrics(ft.metrics, f"the full table is in {saved / 'report.json'}"))
     if ft.seed_summary is not None:
         print(format_seed_summary(ft.seed_summary))
     if history is not None:

@@ -13,25 +13,42 @@ def number(v: Any) -> str:
     return f"{float(v):.4f}"
 
 
-def format_metrics(metrics: dict[str, Any]) -> str:
+#: Above this many rows a per-class (or per-entity-type) table is cut to its `TABLE_ENDS` rows of
+#: lowest F1 and its `TABLE_ENDS` of highest: 5,000 classes printed 5,013 lines.
+TABLE_UP_TO = 30
+TABLE_ENDS = 10
+
+
+def format_metrics(metrics: dict[str, Any], full_table: str = "") -> str:
     """Metrics as text: the per-class (or per-entity-type) table, then the overall scores, last
     so that they sit next to the prompt however long the table is (as scikit-learn's report).
 
-    The confusion matrix is left to the JSON output (``fastbert evaluate --output``).
+    A table of more than `TABLE_UP_TO` rows shows those of lowest and highest F1 and a line on the
+    rows left out, ending with ``full_table``: where the whole table is, in the command line's
+    words ("the full table is in DIR/report.json"). The confusion matrix is left to the JSON output.
     """
     lines = []
     tables = (
-        ("per_class", "class"),
-        ("per_type", "entity type"),
-        ("per_type_strict", "entity type (strict)"),
+        ("per_class", "class", "classes"),
+        ("per_type", "entity type", "entity types"),
+        ("per_type_strict", "entity type (strict)", "entity types"),
     )
-    for key, title in tables:
+    for key, title, plural in tables:
         table = metrics.get(key)
         if not table:
             continue
-        w = max(len(title), *(len(str(n)) for n in table))
+        rows = list(table.items())
+        left_out: list[tuple[str, Any]] = []
+        if len(rows) > TABLE_UP_TO:
+            # Worst first; of equal F1, the class with more examples first (its errors cost more).
+            rows.sort(key=lambda item: (item[1]["f1"], -item[1]["support"]))
+            left_out = rows[TABLE_ENDS:-TABLE_ENDS]
+            rows = rows[:TABLE_ENDS] + rows[-TABLE_ENDS:]
+        w = max(len(title), *(len(str(n)) for n, _ in rows))
         lines.append(f"  {title:<{w}}  precision  recall      f1  support")
-        for name, row in table.items():
+        for i, (name, row) in enumerate(rows):
+            if left_out and i == TABLE_ENDS:
+                lines.append(_left_out_line(left_out, len(table), plural, full_table))
             lines.append(
                 f"  {name!s:<{w}}  {row['precision']:9.4f}  {row['recall']:6.4f}  "
                 f"{row['f1']:6.4f}  {row['support']:7d}"
@@ -42,6 +59,15 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for k, v in scalars:
         lines.append(f"  {k:<{width}}  {number(v)}")
     return "\n".join(lines)
+
+
+def _left_out_line(left_out: list[tuple[str, Any]], total: int, plural: str, full_table: str) -> str:
+    low, high = left_out[0][1]["f1"], left_out[-1][1]["f1"]
+    line = (
+        f"  ... {len(left_out)} of the {total} {plural} left out (f1 {low:.4f} to {high:.4f}): "
+        f"above, the {TABLE_ENDS} of lowest f1; below, the {TABLE_ENDS} of highest"
+    )
+    return f"{line}; {full_table}" if full_table else line
 
 
 SLICE_COLUMNS = ("accuracy", "macro_f1", "f1", "precision", "recall", "mse", "pearson", "spearman")
