@@ -444,6 +444,16 @@ def test_predict_shows_a_count(classifier: dict, tmp_path: Path) -> None:
     assert status == 0 and "3/3" in stderr
 
 
+def test_predict_with_stderr_piped_says_its_final_count_once(classifier: dict, tmp_path: Path) -> None:
+    # tqdm writes each refresh as new text to a pipe: the final bar came out twice.
+    src = write(tmp_path / "texts.txt", ["item 1 is great"] * 300)
+    proc = run(["predict", str(classifier["dir"]), "--input", str(src), "-o", str(tmp_path / "p.jsonl")])
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert err.count("300/300") == 1 and "\r" not in err, err
+    assert err.strip().startswith("300/300 texts in "), err
+
+
 def test_evaluate_prints_metrics_and_writes_json(classifier: dict, tmp_path: Path) -> None:
     report = tmp_path / "metrics.json"
     status, stdout, stderr = main_out(

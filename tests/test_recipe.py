@@ -182,7 +182,8 @@ def test_early_stopping_restores_the_best_evaluation(
 
     monkeypatch.setattr(finetuning, "evaluate_on_dev", scripted)
     rows, dev = sentiment(64), sentiment(16, flip=True)
-    opts = quick(batch_size=8, epochs=3, lr=1e-3, eval_steps=2, early_stopping_patience=1, dropout=0.0)
+    # Patience 2: two evaluations in a row without improvement (steps 6 and 8) stop the run.
+    opts = quick(batch_size=8, epochs=3, lr=1e-3, eval_steps=2, early_stopping_patience=2, dropout=0.0)
     # Argmax decisions: a binary cut tuned on dev after training would change the final metrics.
     opts["tune_thresholds"] = False
 
@@ -235,7 +236,8 @@ def test_a_first_evaluation_without_a_score_is_logged_and_never_best(tiny_model:
     )
     assert [e["step"] for e in history.evals] == [1, 2, 3]
     assert history.best_step == 3 and history.best_score == 0.75
-    assert lines[0] == "step 1: macro_f1 nan (best none yet)", lines
+    assert lines[0] == "precision: fp32 (auto on the CPU)", lines
+    assert lines[1] == "eval at step 1 of 3 (epoch 1): macro_f1 nan (best none yet)", lines
 
 
 def test_a_metric_the_task_does_not_report_is_refused_before_training() -> None:

@@ -40,9 +40,9 @@ from fastbert.training import loop
 args = json.loads(sys.argv[1])
 step = loop._Loop._step
 
-def slow_step(self, wrapped, idx):
+def slow_step(self, *a, **kw):
     time.sleep(args["delay"])
-    return step(self, wrapped, idx)
+    return step(self, *a, **kw)
 
 loop._Loop._step = slow_step
 fastbert.finetune(args["train"], args["dev"], out=args["out"], **args["options"])
@@ -104,6 +104,14 @@ def written(out: Path) -> list[Path]:
     """The checkpoints complete so far, looked at without touching anything (`checkpoints_of`
     would also tidy up, which is for a run that is not running)."""
     return list((out / CHECKPOINTS).glob(f"step-*/{MARKER}"))
+
+
+def logged_steps(log: Path) -> list[int]:
+    """The steps of the complete lines of a run's ``log.jsonl`` so far."""
+    if not log.is_file():
+        return []
+    lines = log.read_text(encoding="utf-8").split("\n")[:-1]  # the last may be half-written
+    return [json.loads(line)["step"] for line in lines if '"loss"' in line]
 
 
 def kill_mid_run(
@@ -310,13 +318,15 @@ def test_a_signal_finishes_the_step_writes_a_checkpoint_and_says_how_to_go_on(
     out = tmp_path / "run"
     flags = ["--train", train, "--eval", dev, "--model", str(tiny_model), "--out", str(out), "--no-progress"]
     flags += ["--epochs", "40", "--batch-size", "16", "--max-length", "48", "--seed", "3"]
-    flags += ["--set", "leakage=off", "--set", "early_stopping_patience=null"]
+    flags += ["--set", "leakage=off", "--set", "early_stopping_patience=null", "--log-every", "1"]
     child = cli("finetune", *flags)
     deadline = time.monotonic() + 120
-    while not written(out):  # the end of the first epoch
+    seen = 0
+    while seen < 12:  # into the second epoch (10 steps each), by the run's own log
         assert child.poll() is None, child.communicate()[1]
         assert time.monotonic() < deadline
         time.sleep(0.01)
+        seen = max([0, *logged_steps(out / "log.jsonl")])
     child.send_signal(signum)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 128 + signum, err
@@ -327,7 +337,7 @@ def test_a_signal_finishes_the_step_writes_a_checkpoint_and_says_how_to_go_on(
     assert f"fastbert finetune: stopped by {name} after step {step}; its checkpoint is {last}" in err
     assert f"continue with: fastbert finetune --resume {out}" in err
     assert "Traceback" not in err
-    assert step % 10 != 0, "the signal's checkpoint is mid-epoch, not an epoch end"
+    assert step >= seen, "the signal's checkpoint is of the step under way, not the epoch end's"
 
     # Resumed from the command line, with the run's own files and settings, for fewer epochs:
     # the run's total shrinks to what it has already done plus one epoch's steps.

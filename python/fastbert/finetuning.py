@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,6 @@ from fastbert.model.device import resolve_device
 from fastbert.model.heads import Head, SequenceClassifier
 from fastbert.model.kernel_dispatch import enable_kernels, kernels_supported
 from fastbert.predictor import FineTunedModel
-from fastbert.progress import progress_bar
 from fastbert.text.tokenizer import Tokenizer
 from fastbert.training.checkpoint import (
     CHECKPOINTS,
@@ -53,8 +52,8 @@ from fastbert.training.checkpoint import (
     prune,
     resumed_config,
 )
-from fastbert.training.distributed import distributed, init_distributed_from_env
-from fastbert.training.loop import RunFolder, train
+from fastbert.training.distributed import init_distributed_from_env
+from fastbert.training.loop import LOG_FILE, TENSORBOARD_DIR, RunFolder, train
 from fastbert.training.loss import class_weight_vector
 from fastbert.training.masking import mlm_spec
 from fastbert.training.sampling import resample_features
@@ -80,6 +79,7 @@ def finetune(
     out: str | Path | None = None,
     resume: str | Path | None = None,
     overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
     **options: Any,
 ) -> FineTunedModel:
     """Fine-tune a BERT-family encoder on ``train_data`` and return the trained model.
@@ -92,7 +92,11 @@ def finetune(
     selection metric, its ``seed_summary`` holding every metric's mean ± std over the seeds
     (`fastbert.training.seeds`).
 
-    ``out``: the run's folder. Checkpoints go to ``out/checkpoints`` as training goes (every
+    ``callbacks``: objects with ``on_step_end``, ``on_evaluate``, ``on_train_end``, ... methods
+    (`fastbert.training.callbacks`), called as training goes; one can stop the run.
+
+    ``out``: the run's folder. ``out/log.jsonl`` logs the run as it goes (`fastbert.training.callbacks.JsonLog`).
+    Checkpoints go to ``out/checkpoints`` as training goes (every
     ``checkpoint_every`` steps and at epoch ends; SIGINT or SIGTERM finishes the step, writes
     one and raises `fastbert.training.loop.TrainingInterrupted`), and the trained model is saved
     there at the end (a non-empty ``out`` needs ``overwrite``). ``resume``: a run folder to
@@ -124,16 +128,19 @@ def finetune(
             raise ValueError(
                 "seeds and out together are not supported: each seed's run would write to the same folder"
             )
-        return run_seeds(lambda one: finetune(train_data, eval_data, config=one), cfg, seeds)
+        return run_seeds(
+            lambda one: finetune(train_data, eval_data, config=one, callbacks=callbacks), cfg, seeds
+        )
     run_dir = None if out is None else Path(out).resolve()
     if run_dir is not None and checkpoint is None:
         check_writable(run_dir, "out")
         if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
             raise FileExistsError(f"{run_dir} exists and is not empty; pass overwrite=True to replace it")
-        # A fresh run must not resume from, or keep, the checkpoints of the run it replaces.
+        # A fresh run must not resume from, or keep, the checkpoints and logs of the run it replaces.
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(run_dir / TENSORBOARD_DIR, ignore_errors=True)
+        (run_dir / LOG_FILE).unlink(missing_ok=True)
     init_distributed_from_env()
-    rank, _ = distributed()
     seed_everything(cfg.seed, cfg.deterministic)
     model_dir = Path(cfg.model) if cfg.model else default_model_dir()
     check_model_folder(model_dir)
@@ -175,12 +182,12 @@ def finetune(
         device=device,
         class_weights=weights,
         mlm=mlm_spec(tok, cfg) if cfg.task == "mlm" else None,
-        progress=_progress_bar(cfg) if rank == 0 else None,
         log=(lambda m: log.info(m)),
         run=None
         if run_dir is None
         else RunFolder(run_dir, cfg.to_dict(), {**fingerprints, **_paths(train_data, eval_data)}),
         resume=checkpoint,
+        callbacks=callbacks,
     )
     ft.history = history
     # The weights train() kept are those of the best evaluation (or the last, when nothing was
@@ -347,13 +354,3 @@ def _final_metrics(ft: FineTunedModel, dev: DevEvaluations, kept: DevPass) -> di
     return score_outputs(
         ft.config, dev.ex, dev.feats, kept.outputs, kept.predictions, ft.temperature, ft.thresholds
     )
-
-
-def _progress_bar(cfg: FinetuneConfig) -> Callable[[Iterator[Any], int], Any] | None:
-    if not cfg.progress:
-        return None
-
-    def wrap(it: Iterator[Any], total: int) -> Any:
-        return progress_bar(total, "batch", iterable=it, leave=False) or it
-
-    return wrap

@@ -30,7 +30,7 @@ from fastbert.io import SavedModel, load_model, save_model
 from fastbert.model.heads import Head
 from fastbert.text.align import token_to_word_predictions
 from fastbert.text.tokenizer import Tokenizer
-from fastbert.training.loop import History
+from fastbert.training.loop import RUN_RECORDS, History
 from fastbert.training.masking import mlm_spec
 
 __all__ = ["Evaluation", "FineTunedModel", "evaluate", "load", "predict"]
@@ -266,8 +266,8 @@ class FineTunedModel:
     # -- files -----------------------------------------------------------------
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Write a Hugging Face folder (`fastbert.io`), whole: a replaced folder is swapped out in
-        one step. A run's ``checkpoints`` in it are kept."""
-        return save_model(self._saved(), Path(directory), overwrite=overwrite, keep=("checkpoints",))
+        one step. A run's checkpoints and logs in it are kept (`fastbert.training.loop.RUN_RECORDS`)."""
+        return save_model(self._saved(), Path(directory), overwrite=overwrite, keep=RUN_RECORDS)
 
     def _saved(self) -> SavedModel:
         return SavedModel(

@@ -1,19 +1,68 @@
-"""Progress bars on stderr (tqdm), for the training loop and the command line alike."""
+"""Progress on stderr, for the training loop and the command line alike: a tqdm bar on a terminal,
+plain lines where stderr is a pipe or a log file."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+import time
 from typing import Any
 
-__all__ = ["progress_bar"]
+__all__ = ["LineProgress", "progress_bar"]
 
 
-def progress_bar(total: int, unit: str, *, iterable: Iterable[Any] | None = None, leave: bool = True) -> Any:
-    """A tqdm bar of ``total`` steps of ``unit`` on stderr (wrapping ``iterable`` when given), or
-    ``None`` when tqdm is not installed."""
+def progress_bar(
+    total: int, unit: str, *, leave: bool = True, desc: str | None = None, initial: int = 0
+) -> Any:
+    """A bar of ``total`` steps of ``unit`` on stderr, named ``desc``, starting at ``initial``.
+
+    On a terminal a tqdm bar (``None`` when tqdm is not installed). Elsewhere a `LineProgress`:
+    tqdm writes every refresh as new text there, so a pipe got the final bar twice."""
+    if not sys.stderr.isatty():
+        return LineProgress(total, unit, desc=desc, initial=initial)
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(iterable, total=total, unit=unit, leave=leave, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=total, unit=unit, leave=leave, desc=desc, initial=initial, dynamic_ncols=True, file=sys.stderr
+    )
+
+
+class LineProgress:
+    """Progress as lines of text: one every ``every`` seconds while work goes on, and one at the
+    end, never the same line twice. It answers the calls the code makes of a tqdm bar
+    (``update``, ``set_postfix``, ``close``)."""
+
+    def __init__(
+        self, total: int, unit: str, *, desc: str | None = None, initial: int = 0, every: float = 30.0
+    ) -> None:
+        self.total, self.unit, self.desc, self.n, self.every = total, unit, desc, initial, every
+        self.postfix = ""
+        self.start = self.last = time.perf_counter()
+        self.printed: str | None = None
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.perf_counter() - self.last >= self.every:
+            self._print()
+
+    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        if self.n or self.total:
+            self._print()
+
+    def line(self) -> str:
+        seconds = time.perf_counter() - self.start
+        head = f"{self.desc}: " if self.desc else ""
+        tail = f", {self.postfix}" if self.postfix else ""
+        return f"{head}{self.n}/{self.total} {self.unit}s in {seconds:.1f} s{tail}"
+
+    def _print(self) -> None:
+        self.last = time.perf_counter()
+        text = self.line()
+        done = text.split(" in ")[0] + (self.postfix or "")
+        if done != self.printed:  # the same count and postfix: nothing new to say
+            print(text, file=sys.stderr, flush=True)
+            self.printed = done

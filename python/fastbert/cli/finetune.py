@@ -33,7 +33,7 @@ from fastbert.cli.common import (
 )
 from fastbert.cli.formatting import format_metrics, format_seed_summary, number
 from fastbert.cli.settings import parse_set
-from fastbert.config import TASKS, FinetuneConfig, Pooling, Strategy
+from fastbert.config import REPORT_TO, TASKS, FinetuneConfig, Pooling, Strategy
 
 __all__ = ["COMMAND", "DEFAULT_OUT", "SAMPLE_DEFAULTS", "sample_dir"]
 
@@ -78,7 +78,7 @@ class _ProgressLog(logging.Handler):
 def _show_training_log() -> Iterator[None]:
     logger = logging.getLogger("fastbert")
     handler = _ProgressLog()
-    handler.setFormatter(logging.Formatter("  eval %(message)s"))
+    handler.setFormatter(logging.Formatter("  %(message)s"))
     old = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -129,8 +129,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--resume",
         metavar="DIR",
         help="continue the run saved in DIR (its --out) from its newest checkpoint, on the same data "
-        "(default: the run's --train and --eval files) with the same settings; only --epochs, --device, "
-        "--checkpoint-every, --keep-checkpoints and --no-progress may change",
+        "(default: the run's --train and --eval files) with the same settings; only --epochs, --max-steps, "
+        "--device, --checkpoint-every, --keep-checkpoints, --log-every, --report-to and --no-progress may change",
     )
     data.add_argument("--text-column", metavar="NAME", help="the text column (default: detected by name)")
     data.add_argument("--text-pair-column", metavar="NAME", help="the second text column (pair tasks)")
@@ -183,6 +183,59 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    recipe = p.add_argument_group("the rest of the recipe, and the run's log (OUT/log.jsonl)")
+    recipe.add_argument(
+        "--max-steps", type=positive, metavar="N", help="train for N optimizer steps (instead of --epochs)"
+    )
+    recipe.add_argument(
+        "--eval-steps", type=positive, metavar="N", help="evaluate every N steps (default: at each epoch end)"
+    )
+    recipe.add_argument(
+        "--eval-epochs",
+        action="store_true",
+        default=None,
+        help="with --eval-steps, also evaluate at each epoch end",
+    )
+    recipe.add_argument(
+        "--early-stopping-patience",
+        type=positive,
+        metavar="N",
+        help="stop after N evaluations in a row without improvement"
+        + _default("early_stopping_patience")
+        + "; --set early_stopping_patience=null never stops early",
+    )
+    recipe.add_argument(
+        "--lr-decay",
+        type=positive_float,
+        metavar="F",
+        help="layer-wise learning-rate decay: each layer trains at F times the rate of the one above "
+        "(e.g. 0.9; default 1, off)",
+    )
+    recipe.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="F",
+        help="cross-entropy label smoothing for classification, pair and token tasks (e.g. 0.1; default 0)",
+    )
+    recipe.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute activations in the backward pass: less memory, about a third more time per step",
+    )
+    recipe.add_argument(
+        "--log-every",
+        type=positive,
+        metavar="N",
+        help="write a line to OUT/log.jsonl every N steps" + _default("log_every"),
+    )
+    recipe.add_argument(
+        "--report-to",
+        choices=REPORT_TO,
+        nargs="+",
+        help='also log to TensorBoard event files in OUT/tensorboard (pip install "fastbert[tensorboard]")',
+    )
+
     ckpt = p.add_argument_group("checkpoints (in --out/checkpoints; Ctrl-C or SIGTERM writes one and stops)")
     ckpt.add_argument(
         "--checkpoint-every",
@@ -217,6 +270,15 @@ CONFIG_FLAGS = {
     "label_column": "label_column",
     "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints",
+    "max_steps": "max_steps",
+    "eval_steps": "eval_steps",
+    "eval_epochs": "eval_epochs",
+    "early_stopping_patience": "early_stopping_patience",
+    "lr_decay": "lr_decay",
+    "label_smoothing": "label_smoothing",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "log_every": "log_every",
+    "report_to": "report_to",
 }
 
 
@@ -231,7 +293,7 @@ def _flag(field: str) -> str:
 
 def _finetune_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {field: getattr(args, flag) for flag, field in CONFIG_FLAGS.items()}
-    options = {k: v for k, v in options.items() if v is not None}
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if v is not None}
     for key, value in parse_set(args.set).items():
         if key in options:
             raise UsageError(f"--set {key} and {_flag(key)} both set {key}; give one")

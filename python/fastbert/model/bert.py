@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from fastbert.model.attention import (
@@ -216,6 +217,9 @@ class BertModel(nn.Module):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         #: Optional variable-length attention kernel for the packed path (e.g. Triton on CUDA).
         self.attention_fn: VarlenAttention | None = None
+        #: Recompute each layer in the backward pass instead of keeping its activations
+        #: (`FinetuneConfig.gradient_checkpointing`).
+        self.gradient_checkpointing = False
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -241,7 +245,7 @@ class BertModel(nn.Module):
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, L, H)
         attend = padded_attention(attention_mask)
         for layer in self.encoder.layer:
-            x = layer(x, attend)
+            x = self._run_layer(layer, x, attend)
         pooled = self.pooler(x[:, 0]) if self.pooler is not None else None
         return x, pooled
 
@@ -334,13 +338,23 @@ class BertModel(nn.Module):
         layers = list(self.encoder.layer)
         last = layers.pop() if first_token_only and layers else None
         for layer in layers:
-            x = layer(x, attend)
+            x = self._run_layer(layer, x, attend)
         if not first_token_only:
             return x
         first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
         if last is None:  # a model without layers
             return x[first]
-        return last(x, first_query_attention(cu_seqlens, max_seqlen), rows=first)
+        return self._run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), rows=first)
+
+    def _run_layer(self, layer: nn.Module, x: Tensor, attend: Attend, rows: Tensor | None = None) -> Tensor:
+        if not (self.gradient_checkpointing and self.training and torch.is_grad_enabled()):
+            return layer(x, attend, rows)
+        # The recomputation replays the same dropout: PyTorch's RNG state (which seeds fastbert's
+        # own dropout masks too, `fastbert.model.dropout`) is saved and restored around it.
+        out: Tensor = torch.utils.checkpoint.checkpoint(
+            layer, x, attend, rows, use_reentrant=False, preserve_rng_state=True
+        )
+        return out
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -42,6 +42,8 @@ class Encoder(Protocol):
 
     #: A variable-length attention kernel for the packed path, or ``None`` (`fastbert.model.kernel_dispatch`).
     attention_fn: VarlenAttention | None
+    #: Recompute layers in the backward pass instead of keeping activations (`FinetuneConfig.gradient_checkpointing`).
+    gradient_checkpointing: bool
     embeddings: nn.Module
     pooler: nn.Module | None
 

@@ -9,7 +9,7 @@ A checkpoint is a folder ``RUN/checkpoints/step-N/``, written whole or not at al
 - ``rng.safetensors``: the PyTorch CPU (and CUDA) generator states, the generator of the MLM
   masks, and NumPy's Mersenne Twister key;
 - ``state.json``: the step, the epoch and the position in the epoch's batch plan, the samples
-  and seconds so far, the early-stopping count, the history, the scheduler's state, the
+  and seconds so far, the history (early stopping counts from it), the fp16 gradient scaler, the scheduler's state, the
   optimizer's parameter groups, Python's and NumPy's generator positions, the full config and
   the data's fingerprints and files (`Checkpoint.data`).
 
@@ -72,8 +72,9 @@ class Position:
     samples: int = 0
     #: Training seconds before the current process (a resumed run adds its own).
     seconds: float = 0.0
-    #: Evaluations since the last improvement (early stopping).
-    bad_evals: int = 0
+
+
+_POSITION_FIELDS = {f.name for f in dataclasses.fields(Position)}
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Checkpoint:
     rng_tensors: dict[str, Tensor]
     rng_state: dict[str, Any]
     best: dict[str, Tensor] | None = field(default=None, repr=False)
+    #: The fp16 gradient scaler's state (``torch.amp.GradScaler.state_dict``), or ``None``.
+    scaler: dict[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- writing
@@ -103,6 +106,7 @@ def save_checkpoint(
     best: dict[str, Tensor] | None,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: dict[str, Any] | None,
     generator: torch.Generator,
     position: Position,
     history: dict[str, Any],
@@ -133,6 +137,7 @@ def save_checkpoint(
         "config": config,
         "data": data,
         "scheduler": scheduler.state_dict(),
+        "scaler": scaler,
         "param_groups": opt_state["param_groups"],
         "rng": {
             "python": [py_version, list(py_state), py_gauss],
@@ -197,7 +202,7 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     best = folder / "best.safetensors"
     return Checkpoint(
         folder=folder,
-        position=Position(**state["position"]),
+        position=Position(**{k: v for k, v in state["position"].items() if k in _POSITION_FIELDS}),
         history=state["history"],
         config=state["config"],
         data=state["data"],
@@ -207,6 +212,7 @@ def load_checkpoint(folder: Path) -> Checkpoint:
         rng_tensors=load_file(str(folder / "rng.safetensors")),
         rng_state=state["rng"],
         best=load_file(str(best)) if best.is_file() else None,
+        scaler=state.get("scaler"),
     )
 
 

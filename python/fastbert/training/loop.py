@@ -16,8 +16,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,18 @@ from torch import Tensor, nn
 from fastbert.config import FinetuneConfig, improves
 from fastbert.features.arrays import Features
 from fastbert.features.batches import make_batch
-from fastbert.model.device import autocast_for
+from fastbert.model.device import autocast_for, resolve_precision
 from fastbert.training.batching import bucketed_batches
+from fastbert.training.callbacks import (
+    CallbackList,
+    EarlyStopping,
+    JsonLog,
+    ProgressBar,
+    RecentRate,
+    TrainingState,
+)
 from fastbert.training.checkpoint import (
+    CHECKPOINTS,
     Checkpoint,
     Position,
     prune,
@@ -41,27 +50,27 @@ from fastbert.training.checkpoint import (
 )
 from fastbert.training.distributed import distributed
 from fastbert.training.heap import heap_allocations
+from fastbert.training.history import History
 from fastbert.training.loss import loss_denominator, task_loss
 from fastbert.training.masking import mask_tokens
 from fastbert.training.optim import build_optimizer, linear_schedule
 
-__all__ = ["Evaluator", "History", "RunFolder", "TrainingInterrupted", "train"]
+__all__ = [
+    "LOG_FILE",
+    "RUN_RECORDS",
+    "TENSORBOARD_DIR",
+    "Evaluator",
+    "History",
+    "RunFolder",
+    "TrainingInterrupted",
+    "train",
+]
 
-
-@dataclass
-class History:
-    """What happened during training (saved in fastbert.json)."""
-
-    steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    best_step: int | None = None
-    best_score: float | None = None
-    stopped_early: bool = False
-    train_seconds: float = 0.0
-    train_samples_per_second: float = 0.0
-    #: Of ``train_seconds``, those spent writing checkpoints.
-    checkpoint_seconds: float = 0.0
+#: In a run folder: the training log (`fastbert.training.callbacks.JsonLog`) and TensorBoard's files.
+LOG_FILE = "log.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+#: What a run folder holds besides the model: kept when the model is saved into it.
+RUN_RECORDS = (CHECKPOINTS, LOG_FILE, TENSORBOARD_DIR)
 
 
 # ----------------------------------------------------------------------------- train
@@ -96,10 +105,10 @@ def train(
     device: torch.device,
     class_weights: np.ndarray | None = None,
     mlm: dict[str, Any] | None = None,
-    progress: Callable[[Iterator[Any], int], Iterator[Any]] | None = None,
     log: Callable[[str], None] = print,
     run: RunFolder | None = None,
     resume: Checkpoint | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> History:
     """Fit ``model`` (a head from `fastbert.model.heads`) in place and restore its best weights.
 
@@ -107,6 +116,10 @@ def train(
     each rank takes a contiguous slice of every global batch. On the CPU, large allocations
     come from the heap meanwhile (`fastbert.training.heap`: no page faults for the per-step
     embedding gradient).
+
+    ``callbacks`` (`fastbert.training.callbacks`) are called after each step and evaluation and
+    may stop the run; early stopping, the progress bar (``cfg.progress``), ``log.jsonl`` and
+    TensorBoard (with a ``run`` folder) are callbacks too, called before yours.
 
     With a ``run`` folder, checkpoints are written there (every ``cfg.checkpoint_every`` steps,
     at epoch ends, and when SIGINT or SIGTERM arrives: the current step is finished, a
@@ -118,7 +131,28 @@ def train(
         loop = _Loop(model, cfg, train_feats, evaluate, device, class_weights, mlm, log, run, interrupted)
         if resume is not None:
             loop.restore(resume)
-        return loop.run(progress)
+        return loop.run(CallbackList([*built_in_callbacks(cfg, run, loop.rank), *callbacks]))
+
+
+def built_in_callbacks(cfg: FinetuneConfig, run: RunFolder | None, rank: int) -> list[Any]:
+    """Early stopping (every rank: they must stop together), then on rank 0 the progress bar,
+    ``log.jsonl`` and TensorBoard."""
+    found: list[Any] = []
+    if cfg.early_stopping_patience is not None:
+        found.append(EarlyStopping(cfg.early_stopping_patience))
+    if rank != 0:
+        return found
+    if cfg.progress:
+        found.append(ProgressBar())
+    if run is not None:
+        found.append(JsonLog(run.path / LOG_FILE, cfg.log_every))
+    if "tensorboard" in cfg.report_to:
+        if run is None:
+            raise ValueError("report_to tensorboard writes into the output folder: give out= (--out)")
+        from fastbert.training.tensorboard import TensorBoard
+
+        found.append(TensorBoard(run.path / TENSORBOARD_DIR, cfg.log_every))
+    return found
 
 
 @contextlib.contextmanager
@@ -149,6 +183,12 @@ def _signals_to_flag(enabled: bool) -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
+def _stopping(state: TrainingState) -> bool:
+    """Whether a callback has asked to stop (a call, so that a type checker does not take the
+    flag for a constant across the callbacks that may set it)."""
+    return state.should_stop
+
+
 class _Loop:
     """One training run's state between steps, and the steps."""
 
@@ -169,7 +209,8 @@ class _Loop:
         self.device, self.class_weights, self.mlm, self.log = device, class_weights, mlm, log
         self.run_folder, self.interrupted = run, interrupted
         self.rank, self.world = distributed()
-        self.history = History()
+        self.precision = resolve_precision(device, cfg.precision)
+        self.history = History(precision=self.precision.dtype)
         self.metric, self.higher = cfg.resolved_metric()
         model.to(device)
         self.opt = build_optimizer(model, cfg)
@@ -178,9 +219,12 @@ class _Loop:
         # accumulation and DDP see the very examples (and the loss denominator) of one large
         # batch: batch 32 with grad_accum=2, or on 2 ranks, trains like batch 32 on one process
         # (tests/test_recipe.py, tests/test_ddp.py).
-        steps_per_epoch = len(self._plan(0))
-        self.total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+        self.steps_per_epoch = len(self._plan(0))
+        self.total_steps = cfg.max_steps or max(1, math.ceil(self.steps_per_epoch * cfg.epochs))
         self.sched = linear_schedule(self.opt, self.total_steps, int(cfg.warmup_ratio * self.total_steps))
+        # fp16's small gradients underflow: scale the loss up, and the gradients back down
+        # before clipping and the step (a no-op for fp32 and bf16).
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.scaled)
         self.cw = (
             torch.tensor(class_weights, dtype=torch.float32, device=device)
             if class_weights is not None
@@ -190,6 +234,7 @@ class _Loop:
         self.best_state: dict[str, Tensor] | None = None
         self.at = Position()
         self.written: dict[int, Path] = {}
+        self.rate = RecentRate()
 
     def _plan(self, epoch: int) -> list[np.ndarray]:
         cfg = self.cfg
@@ -210,14 +255,31 @@ class _Loop:
             self.opt.param_groups, self.sched.base_lrs, self.sched.lr_lambdas, strict=True
         ):
             group["lr"] = base * factor(step)
+        if checkpoint.scaler is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(checkpoint.scaler)
         known = {f.name for f in dataclasses.fields(History)}
         self.history = History(**{k: v for k, v in checkpoint.history.items() if k in known})
+        self.history.precision = self.precision.dtype
         self.best_state = checkpoint.best
         self.at = dataclasses.replace(checkpoint.position)
         restore_rng(checkpoint, self.gen)  # last: nothing after it may draw a random number
 
     # ------------------------------------------------------------------ the run
-    def run(self, progress: Callable[[Iterator[Any], int], Iterator[Any]] | None) -> History:
+    def _state(self) -> TrainingState:
+        return TrainingState(
+            step=self.at.step,
+            total_steps=self.total_steps,
+            epoch=self.at.epoch,
+            epochs=math.ceil(self.total_steps / max(self.steps_per_epoch, 1)),
+            steps_in_epoch=self.steps_per_epoch,
+            step_in_epoch=self.at.position,
+            metric=self.metric,
+            higher_is_better=self.higher,
+            history=self.history,
+            learning_rate=max(group["lr"] for group in self.opt.param_groups),
+        )
+
+    def run(self, callbacks: CallbackList) -> History:
         cfg, at, history = self.cfg, self.at, self.history
         wrapped: nn.Module = self.model
         if self.world > 1:
@@ -226,59 +288,75 @@ class _Loop:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=False,
             )
+        if self.rank == 0 and at.step == 0:
+            self.log(f"precision: {self.precision.reason}")
         self.start = time.perf_counter()
         self.model.train()
-        stop = False
-        while at.step < self.total_steps:
+        state = self._state()
+        # A run that had stopped (early stopping, a callback) before its checkpoint was written
+        # stays stopped when resumed: the uninterrupted run trained no further either.
+        state.should_stop = history.stop_reason is not None
+        callbacks.call("on_train_begin", state)
+        every_epoch = cfg.eval_epochs if cfg.eval_epochs is not None else cfg.eval_steps is None
+        while at.step < self.total_steps and not _stopping(state):
             plan = self._plan(at.epoch)
-            iterator: Iterator[Any] = iter(plan[at.position :])
-            if progress is not None and self.rank == 0:
-                iterator = progress(iterator, min(len(plan) - at.position, self.total_steps - at.step))
-            for idx in iterator:
+            state.epoch, state.steps_in_epoch, state.step_in_epoch = at.epoch, len(plan), at.position
+            callbacks.call("on_epoch_begin", state)
+            self.rate.restart()
+            for idx in plan[at.position :]:
                 if at.step >= self.total_steps:
                     break
-                history.train_loss.append(self._step(wrapped, idx))
+                logged = (at.step + 1) % cfg.log_every == 0 or at.step + 1 == self.total_steps
+                state.learning_rate = max(group["lr"] for group in self.opt.param_groups)
+                loss, norm = self._step(wrapped, idx, measure_norm=logged)
+                history.train_loss.append(loss)
                 at.step += 1
                 at.position += 1
                 at.samples += len(idx)
                 history.steps.append(at.step)
-                if hasattr(iterator, "set_postfix"):  # a tqdm bar: show loss and throughput
-                    rate = at.samples / max(self._seconds(), 1e-9)
-                    iterator.set_postfix(
-                        loss=f"{history.train_loss[-1]:.4f}", samples_s=f"{rate:.1f}", refresh=False
-                    )
-                if cfg.eval_steps is not None and at.step % cfg.eval_steps == 0 and self._evaluate():
-                    stop = history.stopped_early = True
+                state.step, state.step_in_epoch, state.loss = at.step, at.position, loss
+                state.grad_norm = float(norm) if norm is not None and logged else None
+                state.samples_per_second = self.rate.add(len(idx))
+                callbacks.call("on_step_end", state)
+                if cfg.eval_steps is not None and at.step % cfg.eval_steps == 0:
+                    self._evaluate(state, callbacks)
                 every = cfg.checkpoint_every
                 if self.interrupted or (every is not None and at.step % every == 0):
-                    self._checkpoint()
-                if stop:
+                    self._checkpoint(state)
+                if _stopping(state):
                     break
-            if stop:
+            if _stopping(state):
                 break
             at.epoch += 1
             at.position = 0
-            if cfg.eval_steps is None and self._evaluate():
-                stop = history.stopped_early = True
+            if every_epoch and not self._evaluated_last_step():
+                self._evaluate(state, callbacks)
+            callbacks.call("on_epoch_end", state)
             if cfg.checkpoint_epochs:
-                self._checkpoint()
-            if stop:
-                break
+                self._checkpoint(state)
         history.train_seconds = self._seconds()
         history.train_samples_per_second = at.samples / max(history.train_seconds, 1e-9)
-        last_evaluated = bool(history.evals) and history.evals[-1]["step"] == at.step
-        if self.evaluate is not None and not last_evaluated and not stop:
-            self._evaluate()
+        if not state.should_stop and not self._evaluated_last_step():
+            self._evaluate(state, callbacks)
+        history.stopped_early = state.should_stop
+        if state.should_stop and history.stop_reason is None:
+            history.stop_reason = state.stop_reason or "stopped by a callback"
+        callbacks.call("on_train_end", state)
         if self.best_state is not None and cfg.restore_best:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
         return history
 
+    def _evaluated_last_step(self) -> bool:
+        evals = self.history.evals
+        return self.evaluate is None or (bool(evals) and evals[-1]["step"] == self.at.step)
+
     def _seconds(self) -> float:
         return self.at.seconds + time.perf_counter() - self.start
 
-    def _step(self, wrapped: nn.Module, idx: np.ndarray) -> float:
-        """One optimizer step on the global batch ``idx``; returns its (global) loss."""
+    def _step(self, wrapped: nn.Module, idx: np.ndarray, measure_norm: bool) -> tuple[float, Tensor | None]:
+        """One optimizer step on the global batch ``idx``; returns its (global) loss and, when
+        clipping or ``measure_norm``, the gradients' global L2 norm before clipping."""
         cfg, task, feats, device = self.cfg, self.cfg.task, self.feats, self.device
         rank, world = self.rank, self.world
         den = None
@@ -304,29 +382,36 @@ class _Loop:
                 inputs = inputs.to(device)
             else:
                 inputs, labels = b["input_ids"], b["labels"]
-            with autocast_for(device, cfg.precision):
+            with autocast_for(device, self.precision):
                 logits = wrapped(inputs, b["attention_mask"], b["token_type_ids"])
-            loss = task_loss(task, logits, labels, self.cw, den)
+            loss = task_loss(task, logits, labels, self.cw, den, cfg.label_smoothing)
             if den is None:  # mlm: masked-token counts are only known per micro-batch and rank
                 loss = loss / len(micros)
             loss = loss * weight
-            loss.backward()
+            self.scaler.scale(loss).backward()
             running += float(loss.detach())
         if world > 1:  # log the global loss, not rank 0's share of it
             total = torch.tensor([running], dtype=torch.float64, device=device)
             torch.distributed.all_reduce(total)
             running = float(total) / world
+        self.scaler.unscale_(self.opt)
+        norm = None
         if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-        self.opt.step()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        elif measure_norm:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in self.model.parameters() if p.grad is not None]
+            )
+        self.scaler.step(self.opt)
+        self.scaler.update()
         self.sched.step()
         self.opt.zero_grad(set_to_none=True)
-        return running
+        return running, norm
 
-    def _evaluate(self) -> bool:
-        """Evaluate, keep the best weights; True when training should stop."""
+    def _evaluate(self, state: TrainingState, callbacks: CallbackList) -> None:
+        """Evaluate, keep the best weights, and tell the callbacks (which may stop the run)."""
         if self.evaluate is None:
-            return False
+            return
         history, step = self.history, self.at.step
         result = self.evaluate(self.model)
         result["step"] = step
@@ -335,21 +420,27 @@ class _Loop:
         if improves(score, history.best_score, self.higher):
             history.best_score, history.best_step = score, step
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            self.at.bad_evals = 0
-        else:
-            self.at.bad_evals += 1
         if self.rank == 0:
             best = (
                 "none yet"
                 if history.best_score is None
                 else f"{history.best_score:.4f} at step {history.best_step}"
             )
-            self.log(f"step {step}: {self.metric} {score:.4f} (best {best})")
+            epoch = self.at.epoch + (0 if self.at.position == 0 else 1)
+            self.log(
+                f"eval at step {step} of {self.total_steps} (epoch {epoch}): {self.metric} {score:.4f} "
+                f"(best {best})"
+            )
         self.model.train()
-        patience = self.cfg.early_stopping_patience
-        return patience is not None and self.at.bad_evals > patience
+        metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float) and k != "step"}
+        callbacks.call("on_evaluate", state, metrics)
+        if state.should_stop:
+            history.stop_reason = state.stop_reason or "stopped by a callback"
+            if self.rank == 0:
+                self.log(f"{history.stop_reason}; stopping at step {step}")
+        self.rate.restart()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, state: TrainingState) -> None:
         """Write a checkpoint of this step (rank 0), keep the last few; after a signal, stop."""
         folder = self.written.get(self.at.step)
         if self.run_folder is not None and self.rank == 0 and folder is None:
@@ -362,6 +453,7 @@ class _Loop:
                 best=self.best_state,
                 optimizer=self.opt,
                 scheduler=self.sched,
+                scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
                 generator=self.gen,
                 position=self.at,
                 history=dataclasses.asdict(self.history),
@@ -371,5 +463,8 @@ class _Loop:
             self.written = {self.at.step: folder}  # the last step of an epoch: written once
             prune(self.run_folder.path, self.cfg.keep_checkpoints, self.history.best_step)
             self.history.checkpoint_seconds += time.perf_counter() - began
+            self.rate.restart()
+        if state.should_stop and self.history.stop_reason is None:
+            self.history.stop_reason = state.stop_reason or "stopped by a callback"
         if self.interrupted:
             raise TrainingInterrupted(self.interrupted[0], self.at.step, folder)

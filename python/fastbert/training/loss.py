@@ -20,14 +20,18 @@ def task_loss(
     labels: Tensor,
     class_weights: Tensor | None,
     denominator: float | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
-    """The task's loss, summed and divided by ``denominator`` (defaults to the mean).
+    """The task's loss, summed and divided by ``denominator`` (defaults to the mean);
+    ``label_smoothing`` for the cross-entropy of classification, pair and token tasks.
 
     A shared denominator lets DDP ranks that see different numbers of labelled
     tokens still add up to exactly the global mean.
     """
     if task in ("classification", "pair"):
-        total = F.cross_entropy(logits.float(), labels, weight=class_weights, reduction="sum")
+        total = F.cross_entropy(
+            logits.float(), labels, weight=class_weights, reduction="sum", label_smoothing=label_smoothing
+        )
         count = class_weights[labels].sum() if class_weights is not None else labels.numel()
     elif task == "multilabel":
         total = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="sum")
@@ -38,7 +42,15 @@ def task_loss(
     elif task in ("token", "mlm"):
         flat = logits.float().reshape(-1, logits.shape[-1])
         target = labels.reshape(-1)
-        total = F.cross_entropy(flat, target, weight=class_weights, ignore_index=IGNORE, reduction="sum")
+        smoothing = label_smoothing if task == "token" else 0.0
+        total = F.cross_entropy(
+            flat,
+            target,
+            weight=class_weights,
+            ignore_index=IGNORE,
+            reduction="sum",
+            label_smoothing=smoothing,
+        )
         keep = target != IGNORE
         count = class_weights[target[keep]].sum() if class_weights is not None else keep.sum()
     else:
