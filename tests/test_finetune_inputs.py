@@ -121,6 +121,27 @@ def test_int_labels_and_class_label_names(tiny_model: Path, tmp_path: Path) -> N
     assert ft.data_info["train_sha256"] == train_sha(ROWS, tiny_model)
 
 
+def test_integer_labels_are_predicted_as_integers(tiny_model: Path, tmp_path: Path) -> None:
+    # They came back as the strings "0" and "1"; a ClassLabel's names, or string labels, stay names.
+    as_ints = [{"text": r["text"], "label": int(r["label"] == "pos")} for r in ROWS]
+    texts = [r["text"] for r in ROWS[:4]]
+    ints = fastbert.finetune(as_ints, task="classification", model=tiny_model, **one_step())
+    got = ints.predict(texts)
+    assert {type(v) for v in got} == {int} and set(got) <= {0, 1}
+    ints.save(tmp_path / "ints")
+    assert fastbert.load(tmp_path / "ints").predict(texts) == got
+    tsv = write_all(tmp_path / "tsv", as_ints)["tsv"]  # "0"/"1" read from a text file are integers too
+    from_file = fastbert.finetune(str(tsv), task="classification", model=tiny_model, **one_step())
+    assert {type(v) for v in from_file.predict(texts)} == {int}
+    names = fastbert.finetune(ROWS, task="classification", model=tiny_model, **one_step())
+    assert {type(v) for v in names.predict(texts)} == {str}
+    multi = [{"text": r["text"], "labels": [1, 2] if r["label"] == "pos" else [3]} for r in ROWS]
+    ml = fastbert.finetune(multi, task="multilabel", model=tiny_model, **one_step(tune_thresholds=False))
+    ml.thresholds = np.zeros(3)  # every label clears its cut: all three come back, as ints
+    assert ml.predict(texts[:1]) == [[1, 2, 3]]
+    assert [type(v) for v in ml.predict(texts[:1])[0]] == [int, int, int]
+
+
 def test_column_detection_and_overrides(tiny_model: Path, tmp_path: Path) -> None:
     import pandas as pd
 

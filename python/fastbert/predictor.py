@@ -18,6 +18,7 @@ import torch
 
 from fastbert.config import FinetuneConfig, Task
 from fastbert.data.examples import Examples, load_examples
+from fastbert.data.labels import label_values
 from fastbert.evaluation.mlm import mlm_eval_loss
 from fastbert.evaluation.posthoc import abstain_cut
 from fastbert.evaluation.predictions import EvalPredictions, eval_predictions
@@ -185,8 +186,9 @@ class FineTunedModel:
         *,
         abstain: dict[str, float] | None = None,
     ) -> list[Any]:
-        """Label names (classification), lists of names (multilabel), floats (regression),
-        or per-word tag lists (token; ``texts`` = word lists).
+        """Labels (classification), lists of labels (multilabel), floats (regression), or
+        per-word tag lists (token; ``texts`` = word lists). Labels that were integers in the
+        training data come back as ints (`fastbert.data.labels.label_values`), others as names.
 
         Decisions use the dev-tuned ``thresholds`` on calibrated probabilities. ``abstain``
         (classification and pair): ``{"coverage": c}`` or ``{"accuracy": a}`` answers only
@@ -210,9 +212,10 @@ class FineTunedModel:
             ]
         probs = self._probabilities(out, [], calibrated=True)
         chosen = decide(self.task, probs, self.thresholds)
+        values = label_values(names)  # integer labels come back as ints
         if self.task == "multilabel":
-            return [[names[j] for j in np.flatnonzero(row)] for row in chosen]
-        labels: list[Any] = [names[int(k)] for k in chosen]
+            return [[values[j] for j in np.flatnonzero(row)] for row in chosen]
+        labels: list[Any] = [values[int(k)] for k in chosen]
         if abstain is not None:
             cut = abstain_cut(self.eval_predictions, self.temperature, self.thresholds, abstain)
             confident = probs[np.arange(len(labels)), chosen] >= cut

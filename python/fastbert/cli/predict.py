@@ -56,10 +56,11 @@ def _predict_records(ft: Any, texts: list[Any], pairs: list[str] | None, batch_s
     """One dict per example: the prediction and, where it has one, its probability."""
     import numpy as np
 
+    from fastbert.data.labels import label_values
     from fastbert.evaluation.thresholds import decide
 
     task = ft.task
-    names = ft.label_names or []
+    names = label_values(ft.label_names or [])  # integer labels are written as numbers
     if task == "token":
         out: list[dict] = []
         todo = [i for i, w in enumerate(texts) if w]

@@ -26,6 +26,7 @@ __all__ = [
     "class_value",
     "float_value",
     "is_missing",
+    "label_values",
     "multilabel_delimiter",
     "multilabel_values",
     "text_value",
@@ -99,6 +100,15 @@ def class_value(v: Any, where: str) -> int | str:
             )
         return int(s) if _INT.fullmatch(s) else s
     raise DataError(f"{where}: unsupported label {v!r} of type {type(v).__name__}")
+
+
+def label_values(names: Sequence[str]) -> list[int | str]:
+    """Label names as the data gave them, for predictions: when every name is an integer (the
+    data's labels were integers, or integer strings read from a text file, `class_value`), ints;
+    else the names. A model trained on labels ``0``/``1`` predicts ``0``/``1``, not ``"0"``/``"1"``."""
+    if names and all(_INT.fullmatch(n) for n in names):
+        return [int(n) for n in names]
+    return list(names)
 
 
 def float_value(v: Any, where: str) -> float:
