@@ -34,7 +34,7 @@ class LineProgress:
     (``update``, ``set_postfix``, ``close``)."""
 
     def __init__(
-        self, total: int, unit: str, *, desc: str | None = None, initial: int = 0, every: float = 30.0
+        self, total: int | None, unit: str, *, desc: str | None = None, initial: int = 0, every: float = 30.0
     ) -> None:
         self.total, self.unit, self.desc, self.n, self.every = total, unit, desc, initial, every
         self.postfix = ""
@@ -57,7 +57,8 @@ class LineProgress:
         seconds = time.perf_counter() - self.start
         head = f"{self.desc}: " if self.desc else ""
         tail = f", {self.postfix}" if self.postfix else ""
-        return f"{head}{self.n}/{self.total} {self.unit}s in {seconds:.1f} s{tail}"
+        count = f"{self.n}/{self.total}" if self.total is not None else str(self.n)
+        return f"{head}{count} {self.unit}s in {seconds:.1f} s{tail}"
 
     def _print(self) -> None:
         self.last = time.perf_counter()

@@ -452,7 +452,11 @@ def _summary(ft: Any, config: FinetuneConfig, train: str, dev: str | None, saved
     history = ft.history
     info = ft.data_info
     where = dev if dev is not None else f"a {config.dev_fraction:.0%} stratified split of {train}"
-    print(f"dev metrics ({info.get('dev_examples')} examples from {where}):")
+    # Tuned thresholds change the decisions, so the table's scores differ from the training
+    # log's (argmax) for the same weights: each is named for what it is.
+    tuned = getattr(ft, "thresholds", None) is not None
+    cut = ", decisions at the thresholds tuned on these same examples" if tuned else ""
+    print(f"dev metrics ({info.get('dev_examples')} examples from {where}{cut}):")
     print(format_metrics(ft.metrics, f"the full table is in {saved / 'report.json'}"))
     if ft.seed_summary is not None:
         print(format_seed_summary(ft.seed_summary))
@@ -462,7 +466,11 @@ def _summary(ft: Any, config: FinetuneConfig, train: str, dev: str | None, saved
         if history.best_score is None:
             best = f"no dev evaluation gave a number for {metric}, so the last weights were kept"
         else:
-            best = f"the best dev {metric}, {number(history.best_score)}, came at step {history.best_step} of {steps}"
+            during = " during training (argmax decisions, before tuning thresholds)" if tuned else ""
+            best = (
+                f"the best dev {metric}{during}, {number(history.best_score)}, came at step "
+                f"{history.best_step} of {steps}"
+            )
         included = "evaluations"
         if history.checkpoint_seconds:
             included += f" and {history.checkpoint_seconds:.1f} s of checkpoint writing"
