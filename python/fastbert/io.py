@@ -36,7 +36,7 @@ from fastbert.model.build import build_model
 from fastbert.model.device import resolve_device
 from fastbert.model.heads import Head
 from fastbert.model.kernel_dispatch import enable_kernels, kernels_supported
-from fastbert.model.lora import LoRALinear, merged_state_dict, save_peft_adapter
+from fastbert.model.lora import LoRALinear, base_model_name, merged_state_dict, save_peft_adapter
 from fastbert.text.tokenizer import Tokenizer
 from fastbert.training.distributed import distributed
 from fastbert.training.loop import History
@@ -167,7 +167,9 @@ def _write(ft: SavedModel, folder: Path) -> None:
         "metrics": _saved_metrics(ft),
         "history": None if ft.history is None else _saved_history(ft.history),
         "versions": versions(),
-        "base_model": str(ft.source_dir),
+        # A name that means the same on every machine (`base_model_name`), and where it was here.
+        "base_model": base_model_name(Path(ft.source_dir)),
+        "base_model_path": str(ft.source_dir),
     }
     meta_json = json_text(json_ready(meta))
     (folder / META_FILE).write_text(meta_json, encoding="utf-8")
