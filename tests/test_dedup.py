@@ -433,12 +433,15 @@ def test_leakage_warns_drops_refuses_or_stays_off(caplog: pytest.LogCaptureFixtu
     assert "1 of 2 dev examples duplicate 1 training examples" in caplog.text
     assert "train: <list>, dev: <list>), e.g. train row 1 ≈ dev row 1 (" in caplog.text
     assert caplog.text.count("<list>") == 2  # each source named once, not once per pair
+    # Words a command-line user can act on, not a Python keyword repr (leakage='drop').
+    assert "--set leakage=drop" in caplog.text and "='" not in caplog.text
 
     dropped, record = check_leakage(train, dev, "drop", 0.8)
     assert dropped.texts == [t for t, _ in TRAIN[1:]] and record is not None and record["dropped"] == 1
 
-    with pytest.raises(LeakageError, match="row 1"):
+    with pytest.raises(LeakageError, match="row 1") as refused:
         check_leakage(train, dev, "refuse", 0.8)
+    assert "--set leakage=drop" in str(refused.value) and "='" not in str(refused.value)
     kept, record = check_leakage(train, dev, "off", 0.8)
     assert kept is train and record is None
     clean, record = check_leakage(train, examples(DEV[1:]), "refuse", 0.8)

@@ -46,8 +46,10 @@ class LineProgress:
         if time.perf_counter() - self.last >= self.every:
             self._print()
 
-    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
-        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+    def set_postfix(
+        self, ordered: dict[str, Any] | None = None, refresh: bool = False, **values: Any
+    ) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in {**(ordered or {}), **values}.items())
 
     def close(self) -> None:
         if self.n or self.total:

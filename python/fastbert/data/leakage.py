@@ -97,14 +97,20 @@ def check_leakage(
     )
     if mode == "refuse":
         raise LeakageError(
-            f"{found}. Remove them, or set leakage='drop' (drop them from the training data), 'warn' or 'off'"
+            f"{found}. Remove them, or set leakage to drop (drop them from the training data), warn or off "
+            "(--set leakage=drop on the command line)"
         )
     if mode == "drop":
         if len(leaked_train) == len(train):
             raise LeakageError(f"{found}; dropping them would leave no training data")
         keep = np.setdiff1d(np.arange(len(train)), np.asarray(leaked_train, dtype=np.int64))
         record["dropped"] = len(leaked_train)
-        log.warning("%s; dropped those %d training examples (leakage='drop')", found, len(leaked_train))
+        log.warning("%s; dropped those %d training examples (leakage drop)", found, len(leaked_train))
         return train.subset(keep), record
-    log.warning("%s. Set leakage='drop' to drop them from the training data, or 'refuse' to stop", found)
+    # Words that read the same to a Python caller and on the command line (no keyword repr).
+    log.warning(
+        "%s. To drop them from the training data set leakage to drop (--set leakage=drop on the "
+        "command line); refuse stops instead",
+        found,
+    )
     return train, record

@@ -186,10 +186,11 @@ class ProgressBar(Callback):
         if self.bar is None:
             return
         if state.loss is not None:
-            self.bar.set_postfix(
-                loss=f"{state.loss:.4f}", samples_s=f"{state.samples_per_second:.1f}", refresh=False
-            )
+            shown = {"loss": f"{state.loss:.4f}", "samples/s": f"{state.samples_per_second:.1f}"}
+            self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
+        if state.step_in_epoch == state.steps_in_epoch or state.step == state.total_steps:
+            self._close()  # before the epoch end's evaluation prints its line
 
     def on_epoch_end(self, state: TrainingState) -> None:
         self._close()
