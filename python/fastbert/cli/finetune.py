@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -291,6 +292,20 @@ def _flag(field: str) -> str:
     return f"--set {field}"
 
 
+def _in_flags(message: str) -> str:
+    """A `FinetuneConfig.validate` message in the command line's words: a field that has a flag
+    of its own is named by it (``lr_decay must be ...`` → ``--lr-decay must be ...``). Fields set
+    with ``--set`` keep their names, which are what the user typed. A plain word such as
+    ``model`` is replaced only where it opens the message, where it can only be the field."""
+    for field in CONFIG_FLAGS.values():
+        flag = _flag(field)
+        if "_" in field:
+            message = re.sub(rf"(?<![-\w]){field}\b", flag, message)
+        elif message.startswith(f"{field} "):
+            message = flag + message[len(field) :]
+    return message
+
+
 def _finetune_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {field: getattr(args, flag) for flag, field in CONFIG_FLAGS.items()}
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if v is not None}
@@ -355,7 +370,7 @@ def _run(args: argparse.Namespace) -> int:
         config = FinetuneConfig(**options)
         config.validate()
     except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(_in_flags(str(e))) from None
     check_device(config.device)
 
     from fastbert.finetuning import finetune
