@@ -222,7 +222,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--gradient-checkpointing",
         action="store_true",
         default=None,
-        help="recompute activations in the backward pass: less memory, about a third more time per step",
+        help="recompute activations in the backward pass: less memory, more time per step "
+        "(1.5x on MiniLM on a CPU)",
     )
     recipe.add_argument(
         "--log-every",
