@@ -234,7 +234,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     recipe.add_argument(
         "--report-to",
         choices=REPORT_TO,
-        nargs="+",
+        action="append",
+        metavar="|".join(REPORT_TO),
         help='also log to TensorBoard event files in OUT/tensorboard (pip install "fastbert[tensorboard]")',
     )
 
