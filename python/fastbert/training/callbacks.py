@@ -83,6 +83,17 @@ class TrainingState:
         """Epochs done, with the fraction of the current one (``1.5``: halfway through the second)."""
         return self.epoch + self.step_in_epoch / max(self.steps_in_epoch, 1)
 
+    def is_logging_step(self, every: int) -> bool:
+        """Whether a log written every ``every`` steps writes at this step (the last one too)."""
+        return self.step % every == 0 or self.step == self.total_steps
+
+    def mean_loss_since_last_log(self, every: int) -> float | None:
+        """The mean training loss over the steps since the previous logging step, from the
+        history (so a resumed run logs what the uninterrupted one would)."""
+        since = self.step % every or every
+        losses = self.history.train_loss[-since:]
+        return sum(losses) / len(losses) if losses else None
+
 
 class Callback:
     """A base class whose methods do nothing: subclass it and override what you need (or write
@@ -248,15 +259,13 @@ class JsonLog(Callback):
         self._file.flush()
 
     def on_step_end(self, state: TrainingState) -> None:
-        if state.step % self.every and state.step != state.total_steps:
+        if not state.is_logging_step(self.every):
             return
-        since = state.step % self.every or self.every
-        losses = state.history.train_loss[-since:]
         self._write(
             {
                 "step": state.step,
                 "epoch": round(state.epoch_progress, 4),
-                "loss": sum(losses) / len(losses) if losses else None,
+                "loss": state.mean_loss_since_last_log(self.every),
                 "learning_rate": state.learning_rate,
                 "grad_norm": state.grad_norm,
                 "samples_per_second": round(state.samples_per_second, 2),

@@ -38,12 +38,10 @@ class TensorBoard(Callback):
         )
 
     def on_step_end(self, state: TrainingState) -> None:
-        if self.writer is None or (state.step % self.every and state.step != state.total_steps):
+        if self.writer is None or not state.is_logging_step(self.every):
             return
-        since = state.step % self.every or self.every
-        losses = state.history.train_loss[-since:]
         scalars = {
-            "train/loss": sum(losses) / len(losses) if losses else None,
+            "train/loss": state.mean_loss_since_last_log(self.every),
             "train/learning_rate": state.learning_rate,
             "train/grad_norm": state.grad_norm,
             "train/samples_per_second": state.samples_per_second,
