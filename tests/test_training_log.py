@@ -135,11 +135,16 @@ def test_callbacks_see_every_step_and_evaluation_and_can_stop_the_run(
     ]  # fmt: skip
     out = tmp_path / "run"
     stopped = fastbert.finetune(
-        rows(32), rows(8), model=tiny_model, out=out, callbacks=[StopAt5()], **options()
+        rows(32), rows(8), model=tiny_model, out=out, callbacks=[StopAt5()], **options(checkpoint_every=5)
     )
     assert stopped.history.steps[-1] == 5 and stopped.history.stop_reason == "enough"
     assert stopped.history.stopped_early
     assert read_log(out / "log.jsonl")[-1]["stopped"] == "enough"
+    # The checkpoint of the stopping step knows the run stopped there (the stop was once recorded
+    # after it was written), so the run, resumed from it, trains no further.
+    state = json.loads((out / "checkpoints" / "step-5" / "state.json").read_text(encoding="utf-8"))
+    assert state["history"]["stop_reason"] == "enough"
+    assert fastbert.finetune(rows(32), rows(8), resume=out).history.steps[-1] == 5
     with pytest.raises(TypeError, match="callback int has none of the callback methods"):
         fastbert.finetune(rows(32), rows(8), model=tiny_model, callbacks=[3], **options())
 

@@ -442,6 +442,10 @@ class _Loop:
 
     def _checkpoint(self, state: TrainingState) -> None:
         """Write a checkpoint of this step (rank 0), keep the last few; after a signal, stop."""
+        # A stop asked for at this step (a callback in on_step_end) goes into the checkpoint, so
+        # that a run resumed from it stays stopped.
+        if state.should_stop and self.history.stop_reason is None:
+            self.history.stop_reason = state.stop_reason or "stopped by a callback"
         folder = self.written.get(self.at.step)
         if self.run_folder is not None and self.rank == 0 and folder is None:
             began = time.perf_counter()
@@ -464,7 +468,5 @@ class _Loop:
             prune(self.run_folder.path, self.cfg.keep_checkpoints, self.history.best_step)
             self.history.checkpoint_seconds += time.perf_counter() - began
             self.rate.restart()
-        if state.should_stop and self.history.stop_reason is None:
-            self.history.stop_reason = state.stop_reason or "stopped by a callback"
         if self.interrupted:
             raise TrainingInterrupted(self.interrupted[0], self.at.step, folder)
