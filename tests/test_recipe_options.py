@@ -223,13 +223,19 @@ def test_cpu_bf16_is_read_from_the_cpu_flags() -> None:
     assert cpu_bf16_feature("flags : fpu sse avx2 avx512f\n") is None
 
 
-def test_the_precision_that_runs_is_said_for_each_request() -> None:
-    assert resolve_precision(CPU, "bf16", cpu_bf16="avx512_bf16") == RunPrecision(
+def test_the_precision_that_runs_is_said_for_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    def cpu_with(flag: str | None) -> None:
+        monkeypatch.setattr(device_mod, "_detected_cpu_bf16", lambda: flag)
+
+    cpu_with("avx512_bf16")
+    assert resolve_precision(CPU, "bf16") == RunPrecision(
         "bf16", "bf16 autocast: the CPU has native bf16 (avx512_bf16)"
     )
-    none = resolve_precision(CPU, "bf16", cpu_bf16=None)
+    cpu_with(None)
+    none = resolve_precision(CPU, "bf16")
     assert none.dtype == "fp32" and "this CPU has no native bf16" in none.reason
-    assert resolve_precision(CPU, "auto", cpu_bf16="amx_bf16").dtype == "fp32"
+    cpu_with("amx_bf16")
+    assert resolve_precision(CPU, "auto").dtype == "fp32"
     assert resolve_precision(CPU, "fp16").dtype == "fp32"
     assert resolve_precision(CPU, "fp32").dtype == "fp32"
 

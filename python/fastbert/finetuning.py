@@ -53,7 +53,7 @@ from fastbert.training.checkpoint import (
     resumed_config,
 )
 from fastbert.training.distributed import init_distributed_from_env
-from fastbert.training.loop import LOG_FILE, TENSORBOARD_DIR, RunFolder, train
+from fastbert.training.loop import RUN_RECORDS, RunFolder, train
 from fastbert.training.loss import class_weight_vector
 from fastbert.training.masking import mlm_spec
 from fastbert.training.sampling import resample_features
@@ -137,9 +137,11 @@ def finetune(
         if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
             raise FileExistsError(f"{run_dir} exists and is not empty; pass overwrite=True to replace it")
         # A fresh run must not resume from, or keep, the checkpoints and logs of the run it replaces.
-        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
-        shutil.rmtree(run_dir / TENSORBOARD_DIR, ignore_errors=True)
-        (run_dir / LOG_FILE).unlink(missing_ok=True)
+        for record in (run_dir / name for name in RUN_RECORDS):
+            if record.is_dir():
+                shutil.rmtree(record)
+            else:
+                record.unlink(missing_ok=True)
     init_distributed_from_env()
     seed_everything(cfg.seed, cfg.deterministic)
     model_dir = Path(cfg.model) if cfg.model else default_model_dir()
@@ -205,7 +207,7 @@ def finetune(
         "leakage": leakage,
     }
     if run_dir is not None:
-        ft.save(run_dir, overwrite=True)  # keeps run_dir/checkpoints
+        ft.save(run_dir, overwrite=True)  # keeps the run's checkpoints and logs (RUN_RECORDS)
         # The run is over and its model saved: of its checkpoints only the last is worth its
         # space (a longer run goes on from it: resume with more epochs).
         prune(run_dir, keep=1, best_step=None)

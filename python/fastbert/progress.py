@@ -11,7 +11,7 @@ __all__ = ["LineProgress", "progress_bar"]
 
 
 def progress_bar(
-    total: int, unit: str, *, leave: bool = True, desc: str | None = None, initial: int = 0
+    total: int | None, unit: str, *, leave: bool = True, desc: str | None = None, initial: int = 0
 ) -> Any:
     """A bar of ``total`` steps of ``unit`` on stderr, named ``desc``, starting at ``initial``.
 
@@ -39,7 +39,7 @@ class LineProgress:
         self.total, self.unit, self.desc, self.n, self.every = total, unit, desc, initial, every
         self.postfix = ""
         self.start = self.last = time.perf_counter()
-        self.printed: str | None = None
+        self.printed: tuple[int, str] | None = None
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -64,8 +64,7 @@ class LineProgress:
 
     def _print(self) -> None:
         self.last = time.perf_counter()
-        text = self.line()
-        done = text.split(" in ")[0] + (self.postfix or "")
-        if done != self.printed:  # the same count and postfix: nothing new to say
-            print(text, file=sys.stderr, flush=True)
-            self.printed = done
+        said = (self.n, self.postfix)
+        if said != self.printed:  # the same count and postfix: nothing new to say
+            print(self.line(), file=sys.stderr, flush=True)
+            self.printed = said

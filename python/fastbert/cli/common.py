@@ -68,9 +68,9 @@ FLAGS = {
 }
 
 
-def flag_names(message: str) -> str:
+def flag_names(message: str, flags: dict[str, str] = FLAGS) -> str:
     """``message`` with keyword names as flags: ``Pass label_column='...'`` → ``Pass --label-column NAME``."""
-    for name, flag in FLAGS.items():
+    for name, flag in flags.items():
         message = re.sub(rf"\b{name}='\.\.\.'", f"{flag} NAME", message)
         message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
     return message
@@ -179,8 +179,9 @@ def check_output_path(path: str | None, option: str = "--output") -> None:
         raise CliError(f"{option} {path}: cannot write in {target.parent} ({e.strerror or e})") from None
 
 
-def progress(total: int, unit: str, enabled: bool) -> Any:
-    """A progress bar on stderr, or ``None`` when disabled (or tqdm is missing)."""
+def progress(total: int | None, unit: str, enabled: bool) -> Any:
+    """A progress bar on stderr (``total`` ``None``: a count without an end), or ``None`` when
+    disabled (or tqdm is missing)."""
     if not enabled:
         return None
     from fastbert.progress import progress_bar

@@ -58,9 +58,8 @@ def _with_progress(ft: Any, texts: int, shown: bool, batch_size: int, ex: Any) -
     """``ft.evaluate_examples(ex)`` with a bar on stderr (3,080 texts took half a minute in
     silence), advanced by each batch the model runs: texts, or windows of long texts."""
     one_row_a_text = ft.config.long_text == "truncate"
-    bar = progress(texts, "text" if one_row_a_text else "window", shown)
-    if bar is not None and not one_row_a_text:
-        bar.total = None  # windows per text are known only once the texts are tokenized
+    # Windows per text are known only once the texts are tokenized: a count without an end.
+    bar = progress(texts if one_row_a_text else None, "text" if one_row_a_text else "window", shown)
     hook = None
     if bar is not None:
         hook = ft.model.register_forward_hook(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from fastbert.cli.common import (
     UsageError,
     check_device,
     existing_file,
+    flag_names,
     model_folder,
     non_negative,
     positive,
@@ -300,12 +300,9 @@ def _in_flags(message: str) -> str:
     with ``--set`` keep their names, which are what the user typed. A plain word such as
     ``model`` is replaced only where it opens the message, where it can only be the field."""
     for field in CONFIG_FLAGS.values():
-        flag = _flag(field)
-        if "_" in field:
-            message = re.sub(rf"(?<![-\w]){field}\b", flag, message)
-        elif message.startswith(f"{field} "):
-            message = flag + message[len(field) :]
-    return message
+        if "_" not in field and message.startswith(f"{field} "):
+            message = _flag(field) + message[len(field) :]
+    return flag_names(message, {field: _flag(field) for field in CONFIG_FLAGS.values() if "_" in field})
 
 
 def _finetune_options(args: argparse.Namespace) -> dict[str, Any]:

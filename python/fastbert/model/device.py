@@ -59,9 +59,7 @@ class RunPrecision:
         return self.dtype == "fp16"
 
 
-def resolve_precision(
-    device: torch.device, requested: str, cpu_bf16: str | bool | None = True
-) -> RunPrecision:
+def resolve_precision(device: torch.device, requested: str) -> RunPrecision:
     """What ``precision=requested`` runs as on ``device``.
 
     - ``fp32``: fp32.
@@ -70,8 +68,6 @@ def resolve_precision(
     - CPU: ``auto`` is fp32 (bf16 would change every CPU result for a speed-up we have not
       measured); ``bf16`` is bf16 autocast where the CPU has native bf16 (`cpu_bf16_feature`),
       else fp32; ``fp16`` is fp32 (CPU autocast's fp16 is slow and has no scaler here).
-
-    ``cpu_bf16``: the CPU's bf16 flag (``None``: none); ``True`` detects it.
     """
     if requested == "fp32":
         return RunPrecision("fp32", "fp32 as asked")
@@ -82,7 +78,7 @@ def resolve_precision(
             return RunPrecision("bf16", f"bf16 autocast ({requested})")
         return RunPrecision("fp32", f"fp32: {requested} asked, but this GPU has no bf16")
     if requested == "bf16":
-        feature = cpu_bf16_feature() if cpu_bf16 is True else cpu_bf16
+        feature = cpu_bf16_feature()
         if feature:
             return RunPrecision("bf16", f"bf16 autocast: the CPU has native bf16 ({feature})")
         return RunPrecision(

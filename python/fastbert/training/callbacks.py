@@ -38,6 +38,7 @@ __all__ = [
     "ProgressBar",
     "RecentRate",
     "TrainingState",
+    "is_logging_step",
 ]
 
 #: The methods the loop calls, in the order of a run.
@@ -84,8 +85,8 @@ class TrainingState:
         return self.epoch + self.step_in_epoch / max(self.steps_in_epoch, 1)
 
     def is_logging_step(self, every: int) -> bool:
-        """Whether a log written every ``every`` steps writes at this step (the last one too)."""
-        return self.step % every == 0 or self.step == self.total_steps
+        """Whether a log written every ``every`` steps writes at this step (`is_logging_step`)."""
+        return is_logging_step(self.step, self.total_steps, every)
 
     def mean_loss_since_last_log(self, every: int) -> float | None:
         """The mean training loss over the steps since the previous logging step, from the
@@ -93,6 +94,12 @@ class TrainingState:
         since = self.step % every or every
         losses = self.history.train_loss[-since:]
         return sum(losses) / len(losses) if losses else None
+
+
+def is_logging_step(step: int, total_steps: int, every: int) -> bool:
+    """Whether a log written every ``every`` steps writes at ``step``: every ``every``-th step,
+    and the run's last."""
+    return step % every == 0 or step == total_steps
 
 
 class Callback:

@@ -37,6 +37,7 @@ from fastbert.training.callbacks import (
     ProgressBar,
     RecentRate,
     TrainingState,
+    is_logging_step,
 )
 from fastbert.training.checkpoint import (
     CHECKPOINTS,
@@ -276,8 +277,19 @@ class _Loop:
             metric=self.metric,
             higher_is_better=self.higher,
             history=self.history,
-            learning_rate=max(group["lr"] for group in self.opt.param_groups),
+            learning_rate=self._learning_rate(),
         )
+
+    def _learning_rate(self) -> float:
+        """The rate of the next step: the top of the groups (the head's, under ``lr_decay``)."""
+        return max(group["lr"] for group in self.opt.param_groups)
+
+    def _record_stop(self, state: TrainingState) -> bool:
+        """Put a stop a callback asked for into the history (once); True when it is new."""
+        if not state.should_stop or self.history.stop_reason is not None:
+            return False
+        self.history.stop_reason = state.stop_reason or "stopped by a callback"
+        return True
 
     def run(self, callbacks: CallbackList) -> History:
         cfg, at, history = self.cfg, self.at, self.history
@@ -306,8 +318,10 @@ class _Loop:
             for idx in plan[at.position :]:
                 if at.step >= self.total_steps:
                     break
-                logged = (at.step + 1) % cfg.log_every == 0 or at.step + 1 == self.total_steps
-                state.learning_rate = max(group["lr"] for group in self.opt.param_groups)
+                # The gradient norm costs a pass over the gradients without clipping: only on
+                # the steps that log it.
+                logged = is_logging_step(at.step + 1, self.total_steps, cfg.log_every)
+                state.learning_rate = self._learning_rate()
                 loss, norm = self._step(wrapped, idx, measure_norm=logged)
                 history.train_loss.append(loss)
                 at.step += 1
@@ -338,9 +352,8 @@ class _Loop:
         history.train_samples_per_second = at.samples / max(history.train_seconds, 1e-9)
         if not state.should_stop and not self._evaluated_last_step():
             self._evaluate(state, callbacks)
-        history.stopped_early = state.should_stop
-        if state.should_stop and history.stop_reason is None:
-            history.stop_reason = state.stop_reason or "stopped by a callback"
+        self._record_stop(state)
+        history.stopped_early = history.stop_reason is not None
         callbacks.call("on_train_end", state)
         if self.best_state is not None and cfg.restore_best:
             self.model.load_state_dict(self.best_state)
@@ -434,18 +447,15 @@ class _Loop:
         self.model.train()
         metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float) and k != "step"}
         callbacks.call("on_evaluate", state, metrics)
-        if state.should_stop:
-            history.stop_reason = state.stop_reason or "stopped by a callback"
-            if self.rank == 0:
-                self.log(f"{history.stop_reason}; stopping at step {step}")
+        if self._record_stop(state) and self.rank == 0:
+            self.log(f"{history.stop_reason}; stopping at step {step}")
         self.rate.restart()
 
     def _checkpoint(self, state: TrainingState) -> None:
         """Write a checkpoint of this step (rank 0), keep the last few; after a signal, stop."""
         # A stop asked for at this step (a callback in on_step_end) goes into the checkpoint, so
         # that a run resumed from it stays stopped.
-        if state.should_stop and self.history.stop_reason is None:
-            self.history.stop_reason = state.stop_reason or "stopped by a callback"
+        self._record_stop(state)
         folder = self.written.get(self.at.step)
         if self.run_folder is not None and self.rank == 0 and folder is None:
             began = time.perf_counter()
