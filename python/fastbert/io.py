@@ -104,22 +104,13 @@ def save_model(ft: SavedModel, target: Path, *, overwrite: bool = False, keep: t
     return write_folder(target, lambda folder: _write(ft, folder), overwrite=overwrite, keep=keep)
 
 
-def _architecture(model: Head, task: str) -> str:
-    family = model.family
-    if task == "token":
-        return family.token_class
-    if task == "mlm":
-        return family.masked_lm_class
-    return family.sequence_class
-
-
 def _write(ft: SavedModel, folder: Path) -> None:
     from safetensors.torch import save_file
 
     cfg = ft.config
     model = ft.model
     hf = model.encoder.config.to_hf_dict()
-    hf["architectures"] = [_architecture(model, cfg.task)]
+    hf["architectures"] = [model.family.class_name(hf["model_type"], cfg.task)]
     if cfg.task != "mlm":
         names = ft.label_names or ["LABEL_0"]
         hf["id2label"] = {str(i): n for i, n in enumerate(names)}
@@ -129,10 +120,9 @@ def _write(ft: SavedModel, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(hf, indent=2) + "\n", encoding="utf-8")
 
     state = merged_state_dict(model)
-    if cfg.task == "mlm":
-        # Tied to the word embeddings; transformers re-ties it on load.
-        state.pop("cls.predictions.decoder.weight", None)
-        state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"].clone()
+    for key in model.tied_keys():
+        # Saved once (safetensors refuses shared tensors); transformers re-ties them on load.
+        state.pop(key, None)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
@@ -151,7 +141,7 @@ def _write(ft: SavedModel, folder: Path) -> None:
             alpha=cfg.lora_alpha,
             dropout=cfg.lora_dropout,
             targets=cfg.lora_targets,
-            head_modules=["classifier"] if cfg.task != "mlm" else [],
+            head_modules=[] if cfg.task == "mlm" else _trained_task_modules(model),
         )
 
     meta = {
@@ -174,6 +164,12 @@ def _write(ft: SavedModel, folder: Path) -> None:
     meta_json = json_text(json_ready(meta))
     (folder / META_FILE).write_text(meta_json, encoding="utf-8")
     _write_report(ft, folder, json.loads(meta_json))
+
+
+def _trained_task_modules(model: Head) -> list[str]:
+    """The task layers with parameters (``classifier``; DistilBERT's ``pre_classifier`` too): PEFT's
+    ``modules_to_save``."""
+    return [n for n in model.task_module_names if any(True for _ in getattr(model, n).parameters())]
 
 
 def _saved_metrics(ft: SavedModel) -> dict[str, Any]:
@@ -240,10 +236,9 @@ def load_model(folder: Path, device: str = "auto") -> SavedModel:
     num_labels = 1 if cfg.task == "regression" else len(names or [])
     model = build_model(cfg, folder, num_labels, load_weights=False)
     state = load_file(str(folder / "model.safetensors"))
-    if cfg.task == "mlm":
-        state.pop("cls.predictions.decoder.bias", None)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k != "cls.predictions.decoder.weight"]
+    tied = model.tied_keys()
+    missing = [k for k in missing if k not in tied]
     if missing or unexpected:
         raise ValueError(
             f"{folder / 'model.safetensors'}: missing {missing[:5]}, unexpected {unexpected[:5]}"

@@ -87,7 +87,7 @@ class WindowMeanPool(nn.Module):
         sums = vectors.new_zeros(bsz, vectors.shape[1]).index_add_(0, text, vectors)
         counts = torch.bincount(text, minlength=bsz).clamp_min(1).to(vectors.dtype)
         means = sums / counts[:, None]  # (B, H)
-        return self.head.classifier(self.head.dropout(means))
+        return self.head.classify(means)
 
 
 class _SentenceVectors(nn.Module):
@@ -114,10 +114,9 @@ def pooled_logits(
     _, means = merge_windows(
         feats.window_to_sample, vectors, strategy="mean", num_samples=feats.num_documents
     )
-    classifier = head.classifier
-    weight = next(classifier.parameters())
+    weight = next(head.parameters())
 
     def classify(x: np.ndarray) -> np.ndarray:
-        return classifier(torch.from_numpy(x).to(weight.device, weight.dtype)).float().cpu().numpy()
+        return head.classify(torch.from_numpy(x).to(weight.device, weight.dtype)).float().cpu().numpy()
 
     return classify(means), classify(vectors)

@@ -27,21 +27,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from fastbert.model.attention import (
-    Attend,
-    VarlenAttention,
-    first_query_attention,
-    packed_positions,
-    padded_attention,
-    repad_attention,
-)
+from fastbert.model.attention import Attend, first_query_attention, packed_positions, padded_attention
 from fastbert.model.checkpoint import load_state_dict, read_config, read_config_file
 from fastbert.model.dropout import Dropout
+from fastbert.model.family import EncoderFamily
+from fastbert.model.packed import PackedEncoder
 
-__all__ = ["BertConfig", "BertModel"]
+__all__ = ["BERT", "BertConfig", "BertMaskedLMHead", "BertModel", "BertSequenceHead", "BertTokenHead"]
 
 
 @dataclass
@@ -89,6 +83,11 @@ class BertConfig:
         """A ``config.json`` file; raises naming the file when it is missing, not JSON, or wrong."""
         path = Path(path)
         return cls.from_dict(read_config_file(path), str(path))
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input the position embeddings allow."""
+        return self.max_position_embeddings
 
     def to_hf_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -206,7 +205,7 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(c) for _ in range(c.num_hidden_layers))
 
 
-class BertModel(nn.Module):
+class BertModel(PackedEncoder):
     """BERT encoder with the module names of ``transformers.BertModel`` (so state dicts load as they are)."""
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -215,11 +214,6 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        #: Optional variable-length attention kernel for the packed path (e.g. Triton on CUDA).
-        self.attention_fn: VarlenAttention | None = None
-        #: Recompute each layer in the backward pass instead of keeping its activations
-        #: (`FinetuneConfig.gradient_checkpointing`).
-        self.gradient_checkpointing = False
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -234,18 +228,18 @@ class BertModel(nn.Module):
         token_type_ids: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """input_ids, attention_mask, token_type_ids: (B, L). Returns (last_hidden (B, L, H), pooled (B, H))."""
+        if self.config.unpad:
+            return super().forward(input_ids, attention_mask, token_type_ids)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        if self.config.unpad:
-            return self._forward_unpadded_from_padded(input_ids, attention_mask, token_type_ids)
         bsz, length = input_ids.shape
         position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length)
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, L, H)
         attend = padded_attention(attention_mask)
         for layer in self.encoder.layer:
-            x = self._run_layer(layer, x, attend)
+            x = self.run_layer(layer, x, attend, None)
         pooled = self.pooler(x[:, 0]) if self.pooler is not None else None
         return x, pooled
 
@@ -255,60 +249,14 @@ class BertModel(nn.Module):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
     ) -> Tensor:
-        """The pooler's output alone, (B, H): what [CLS] pooling classifies.
-
-        Equal to ``forward(...)[1]``, but on the unpadded path the last layer computes queries,
-        attention output and feed-forward for the first token of each sequence only (the pooler
-        reads nothing else): about one layer less work for sentence classification.
-        """
+        """The pooler's output alone, (B, H): what [CLS] pooling classifies (`PackedEncoder.pooled_output`)."""
         if self.pooler is None:
             raise ValueError("this BertModel has no pooling layer")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        if not self.config.unpad:
-            pooled = self.forward(input_ids, attention_mask, token_type_ids)[1]
-            assert pooled is not None  # this model has a pooler (checked above)
-            return pooled
-        packed = self._pack(input_ids, attention_mask, token_type_ids)
-        first = self.forward_packed(*packed, first_token_only=True)  # (B, H)
-        return self.pooler(first)
-
-    def _pack(
-        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
-    ) -> tuple[Tensor, Tensor, int, Tensor, Tensor]:
-        """(B, L) right-padded inputs → packed (ids, cu_seqlens, max_seqlen, type ids, position ids)."""
-        bsz, length = input_ids.shape
-        mask = attention_mask.bool()
-        # Real tokens must be a prefix of each row (right padding) for packing.
-        lengths = mask.sum(1)
-        if not torch.equal(mask, torch.arange(length, device=mask.device)[None, :] < lengths[:, None]):
-            raise ValueError(
-                "the unpadded path needs right-padded batches (attention_mask = 1…1 0…0 per row)"
-            )
-        index = mask.flatten().nonzero().squeeze(1)
-        cu_seqlens = F.pad(lengths.cumsum(0, dtype=torch.int32), (1, 0))
-        position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length).flatten()[index]
-        return (
-            input_ids.flatten()[index],
-            cu_seqlens,
-            int(lengths.max()) if bsz else 0,
-            token_type_ids.flatten()[index],
-            position_ids,
-        )
-
-    def _forward_unpadded_from_padded(
-        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
-        bsz, length = input_ids.shape
-        index = attention_mask.bool().flatten().nonzero().squeeze(1)
-        packed = self.forward_packed(*self._pack(input_ids, attention_mask, token_type_ids))
-        hidden = packed.new_zeros(bsz * length, packed.shape[-1])
-        hidden[index] = packed
-        hidden = hidden.view(bsz, length, -1)
-        pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else None
-        return hidden, pooled
+        if self.config.unpad:
+            return super().pooled_output(input_ids, attention_mask, token_type_ids)
+        pooled = self.forward(input_ids, attention_mask, token_type_ids)[1]
+        assert pooled is not None  # this model has a pooler (checked above)
+        return pooled
 
     def forward_packed(
         self,
@@ -327,34 +275,17 @@ class BertModel(nn.Module):
         if position_ids is None:
             position_ids = packed_positions(cu_seqlens, input_ids.numel())
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (T, H)
-        attend: Attend
-        if self.attention_fn is not None:
-            kernel = self.attention_fn
-
-            def attend(q: Tensor, k: Tensor, v: Tensor, p: float) -> Tensor:
-                return kernel(q, k, v, cu_seqlens, max_seqlen, p)
-        else:
-            attend = repad_attention(cu_seqlens, max_seqlen)
+        attend = self.attention_for(cu_seqlens, max_seqlen)
         layers = list(self.encoder.layer)
         last = layers.pop() if first_token_only and layers else None
         for layer in layers:
-            x = self._run_layer(layer, x, attend)
+            x = self.run_layer(layer, x, attend, None)
         if not first_token_only:
             return x
         first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
         if last is None:  # a model without layers
             return x[first]
-        return self._run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), rows=first)
-
-    def _run_layer(self, layer: nn.Module, x: Tensor, attend: Attend, rows: Tensor | None = None) -> Tensor:
-        if not (self.gradient_checkpointing and self.training and torch.is_grad_enabled()):
-            return layer(x, attend, rows)
-        # The recomputation replays the same dropout: PyTorch's RNG state (which seeds fastbert's
-        # own dropout masks too, `fastbert.model.dropout`) is saved and restored around it.
-        out: Tensor = torch.utils.checkpoint.checkpoint(
-            layer, x, attend, rows, use_reentrant=False, preserve_rng_state=True
-        )
-        return out
+        return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -396,3 +327,82 @@ class BertModel(nn.Module):
                 )
         self.load_state_dict(mapped, strict=False)
         return unused
+
+
+# ---------------------------------------------------------------------------- task layers
+class BertSequenceHead(nn.Module):
+    """``BertForSequenceClassification`` over the pooler: dropout → classifier."""
+
+    def __init__(self, c: BertConfig, num_labels: int, dropout: float | None = None) -> None:
+        super().__init__()
+        self.dropout = Dropout(c.hidden_dropout_prob if dropout is None else dropout)
+        self.classifier = new_linear(c.hidden_size, num_labels)
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        return self.classifier(self.dropout(pooled))  # (B, H) -> (B, num_labels)
+
+
+class BertTokenHead(BertSequenceHead):
+    """``BertForTokenClassification``: dropout → classifier on every token, (B, L, H) -> (B, L, n)."""
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, c: BertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.act = _ACTIVATIONS[c.hidden_act]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.LayerNorm(self.act(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, c: BertConfig, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(c)
+        self.bias = nn.Parameter(torch.zeros(c.vocab_size))
+        self.decoder = nn.Linear(c.hidden_size, c.vocab_size)
+        # Tied as in transformers: the weight is the word embeddings, the bias is ``bias``.
+        self.decoder.weight = word_embeddings.weight
+        self.decoder.bias = self.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.transform(x))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, c: BertConfig, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.predictions = BertLMPredictionHead(c, word_embeddings)
+
+
+class BertMaskedLMHead(nn.Module):
+    """``BertForMaskedLM``'s ``cls.predictions``: dense → activation → LayerNorm → tied decoder + bias."""
+
+    def __init__(self, c: BertConfig, word_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.cls = BertOnlyMLMHead(c, word_embeddings)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.cls.predictions(hidden)  # (B, L, H) -> (B, L, vocab)
+
+
+def new_linear(in_features: int, out_features: int, std: float = 0.02) -> nn.Linear:
+    """A new head layer, initialised as transformers does: N(0, ``initializer_range``) weights, zero bias."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.normal_(layer.weight, std=std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+BERT = EncoderFamily(
+    name="BERT",
+    model_types={"bert": "Bert"},
+    prefix="bert",
+    read_config=BertConfig.from_dict,
+    build=lambda config, pooler: BertModel(config, add_pooling_layer=pooler),
+    sequence_head=BertSequenceHead,
+    token_head=BertTokenHead,
+    masked_lm_head=BertMaskedLMHead,
+)

@@ -54,26 +54,29 @@ def check_max_length(cfg: FinetuneConfig, model_dir: Path) -> None:
     prediction on a long text then failed with an IndexError), naming both numbers."""
     config = read_config(model_dir)
     family = family_of(config, str(model_dir / "config.json"))
-    limit = family.read_config(config, str(model_dir / "config.json")).max_position_embeddings
+    encoder_config = family.read_config(config, str(model_dir / "config.json"))
+    limit = encoder_config.max_tokens
     if cfg.max_length > limit:
         raise ValueError(
-            f"max_length {cfg.max_length} is more than the {limit} positions of the model "
-            f"(max_position_embeddings in {model_dir / 'config.json'}); use at most {limit}"
+            f"max_length {cfg.max_length} is more than the {limit} tokens the model takes "
+            f"(max_position_embeddings {encoder_config.max_position_embeddings} in "
+            f"{model_dir / 'config.json'}); use at most {limit}"
         )
 
 
 def _load_mlm_head(head: Head, state: dict[str, torch.Tensor], source: str) -> None:
-    """Reuse a checkpoint's MLM head when it has one (``cls.predictions.*``), and say so when it
-    has none: a random head starts far off (MiniLM: loss 9.1, perplexity 9,009 after an epoch)."""
-    own = head.state_dict()
-    wanted = [k for k in own if k.startswith("cls.predictions.") and "decoder.weight" not in k]
+    """Reuse a checkpoint's MLM layers when it has them (``cls.predictions.*``, ``lm_head.*``, ...),
+    and say so when it has none: a random head starts far off (MiniLM: loss 9.1, perplexity 9,009
+    after an epoch)."""
+    tied = head.tied_keys()
+    wanted = [k for k in head.state_dict() if k.split(".", 1)[0] in head.task_module_names and k not in tied]
     found = {k: v for k, v in state.items() if k in wanted}
     head.load_state_dict(found, strict=False)
     missing = sorted(set(wanted) - set(found))
     if missing:
         log.warning(
             "%s has no masked-language-model head (%s): it starts from random weights, so the first "
-            "steps of MLM training mostly fit the head (the decoder is tied to the word embeddings, as in BERT)",
+            "steps of MLM training mostly fit the head (the decoder is tied to the word embeddings)",
             source,
             ", ".join(missing),
         )
@@ -98,7 +101,12 @@ def apply_strategy(model: Head, cfg: FinetuneConfig) -> None:
     elif cfg.strategy == "lora":
         add_lora(model, cfg.lora_targets, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
     if cfg.task == "mlm" and cfg.strategy != "full":
-        # The tied decoder is the word embedding matrix; keep the head's own parts trainable.
-        for name, p in model.named_parameters():
-            if name.startswith("cls.") and "decoder" not in name:
-                p.requires_grad_(True)
+        # The tied decoder is the word embedding matrix (frozen with the encoder); the MLM
+        # layers' own parameters train.
+        embedding = encoder.embeddings.word_embeddings
+        assert isinstance(embedding, torch.nn.Embedding)
+        word_embeddings = embedding.weight
+        for name in model.task_module_names:
+            for p in getattr(model, name).parameters():
+                if p is not word_embeddings:
+                    p.requires_grad_(True)

@@ -1,8 +1,11 @@
-"""Task heads over an encoder (`fastbert.model.encoder`), named as in ``transformers``.
+"""Task models: an encoder (`fastbert.model.family.Encoder`) and its family's task layers.
 
-Every head keeps the parameter names of the matching ``transformers`` class (the encoder under
-its family's prefix, ``bert.*``; ``classifier.*``; ``cls.predictions.*``) so that a saved state
-dict loads into ``AutoModelFor…`` unchanged. ``head.encoder`` is the encoder, whatever the
+Every task model keeps the parameter names of the matching ``transformers`` class: the encoder
+under its family's prefix (``bert.*``, ``roberta.*``, ...) and the task layers under theirs
+(``classifier.*``, ``lm_head.*``, ...), so a saved state dict loads into ``AutoModelFor…``
+unchanged. The family module builds the task layers (`EncoderFamily.sequence_head` and the
+others); this module registers their children on the task model, so that their names sit at the
+top level as in transformers, and calls them. ``head.encoder`` is the encoder, whatever the
 family's prefix.
 """
 
@@ -11,27 +14,53 @@ from __future__ import annotations
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastbert.config import Pooling
-from fastbert.model.dropout import Dropout
 from fastbert.model.encoder import BERT, Encoder, EncoderFamily
 
 __all__ = ["AttentionPooling", "Head", "MaskedLM", "SequenceClassifier", "TokenClassifier", "mean_pool"]
 
 
 class Head(nn.Module):
-    """A task head: an encoder registered under its family's prefix, plus the task's layers."""
+    """A task model: the encoder under its family's prefix, plus the family's task layers."""
 
     def __init__(self, family: EncoderFamily, config: Any, add_pooling_layer: bool) -> None:
         super().__init__()
         self.family = family
         self.add_module(family.prefix, family.build(config, add_pooling_layer))
+        #: The names of the task layers' modules (``classifier``, ``lm_head``, ...).
+        self.task_module_names: list[str] = []
+        self._task_layers: list[nn.Module] = []  # a list, so that it is not registered twice
 
     @property
     def encoder(self) -> Encoder:
         return cast(Encoder, getattr(self, self.family.prefix))
+
+    def _attach(self, task_layers: nn.Module) -> None:
+        """Register the children of the family's task layers on this model, under their own names."""
+        for name, child in task_layers.named_children():
+            self.add_module(name, child)
+            self.task_module_names.append(name)
+        own = [name for name, _ in task_layers.named_parameters(recurse=False)]
+        if own:  # they would not be registered, so not trained, moved or saved
+            raise TypeError(f"task layers must keep their parameters in child modules, not {own}")
+        self._task_layers = [task_layers]
+
+    def tied_keys(self) -> set[str]:
+        """State-dict keys of parameters that are another key's too (a decoder tied to the word
+        embeddings, its bias to the head's ``bias``): saved once, under the first name."""
+        seen: set[int] = set()
+        tied = set()
+        for name, param in self.named_parameters(remove_duplicate=False):
+            if id(param) in seen:
+                tied.add(name)
+            seen.add(id(param))
+        return tied
+
+    def task_layers(self, x: Tensor) -> Tensor:
+        """The family's task layers on ``x`` (their modules are this model's children)."""
+        return cast(Tensor, self._task_layers[0](x))
 
 
 class AttentionPooling(nn.Module):
@@ -54,11 +83,12 @@ def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
 
 
 class SequenceClassifier(Head):
-    """``BertForSequenceClassification``: one vector per text (or text pair) → ``num_labels`` scores.
+    """``<Family>ForSequenceClassification``: one vector per text (or text pair) → ``num_labels`` scores.
 
-    ``pooling="cls"`` uses BERT's pooler (tanh over the first token), exactly as
-    ``transformers`` does, so saved models predict the same there. ``mean`` and
-    ``attention`` pool the last hidden layer instead.
+    ``pooling="cls"`` reads what transformers reads (BERT: its pooler, tanh over the first token;
+    the other families: the first token's last hidden state), so saved models predict the same
+    there. ``mean`` and ``attention`` pool the last hidden layer instead; the family's
+    classification layers then take that vector.
     """
 
     def __init__(
@@ -77,24 +107,28 @@ class SequenceClassifier(Head):
             # the loss: frozen, so DDP does not wait for gradients it never gets (tests/test_ddp.py).
             pooler.requires_grad_(False)
         self.attention_pool = AttentionPooling(config.hidden_size) if pooling == "attention" else None
-        self.dropout, self.classifier = _classifier(config, num_labels, dropout)
+        self._attach(family.sequence_head(config, num_labels, dropout))
         self.num_labels = num_labels
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
         vec = self.sentence_vectors(input_ids, attention_mask, token_type_ids)  # (B, H)
-        return self.classifier(self.dropout(vec))  # (B, num_labels)
+        return self.classify(vec)  # (B, num_labels)
+
+    def classify(self, vectors: Tensor) -> Tensor:
+        """The family's classification layers on sentence vectors: (B, H) -> (B, num_labels)."""
+        return self.task_layers(vectors)
 
     def sentence_vectors(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
-        """The vector the classifier reads, (B, H): pooler output, mean or attention pooling.
+        """The vector the classifier reads, (B, H): pooled first token, mean or attention pooling.
 
         Apart from ``forward`` so that long-text pooling (`fastbert.window_pool`) can average the
         vectors of a text's windows before classifying."""
         if self.pooling == "cls":
-            # The pooler reads the first token only: its last layer skips the other tokens.
+            # Only the first token is read: the encoder's last layer skips the other tokens.
             return self.encoder.pooled_output(input_ids, attention_mask, token_type_ids)  # (B, H)
         hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)  # (B, L, H)
         if self.pooling == "mean":
@@ -104,75 +138,33 @@ class SequenceClassifier(Head):
 
 
 class TokenClassifier(Head):
-    """``BertForTokenClassification``: one score vector per token."""
+    """``<Family>ForTokenClassification``: one score vector per token."""
 
     def __init__(
         self, config: Any, num_labels: int, dropout: float | None = None, family: EncoderFamily = BERT
     ) -> None:
         super().__init__(family, config, add_pooling_layer=False)
-        self.dropout, self.classifier = _classifier(config, num_labels, dropout)
+        self._attach(family.token_head(config, num_labels, dropout))
         self.num_labels = num_labels
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
         hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)
-        return self.classifier(self.dropout(hidden))  # (B, L, num_labels)
+        return self.task_layers(hidden)  # (B, L, num_labels)
 
 
 class MaskedLM(Head):
-    """``BertForMaskedLM``: predicts the original token at masked positions; decoder tied to the embeddings."""
+    """``<Family>ForMaskedLM``: predicts the original token at masked positions; decoder tied to the embeddings."""
 
     def __init__(self, config: Any, family: EncoderFamily = BERT) -> None:
         super().__init__(family, config, add_pooling_layer=False)
-        self.cls = _MLMHead(config)
         word_embeddings = self.encoder.embeddings.word_embeddings
         assert isinstance(word_embeddings, nn.Embedding)
-        self.cls.predictions.decoder.weight = word_embeddings.weight
+        self._attach(family.masked_lm_head(config, word_embeddings))
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
         hidden, _ = self.encoder(input_ids, attention_mask, token_type_ids)
-        return self.cls.predictions(hidden)  # (B, L, vocab)
-
-
-class _Transform(nn.Module):
-    def __init__(self, c: Any) -> None:
-        super().__init__()
-        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
-        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.LayerNorm(F.gelu(self.dense(x)))
-
-
-class _Predictions(nn.Module):
-    def __init__(self, c: Any) -> None:
-        super().__init__()
-        self.transform = _Transform(c)
-        self.decoder = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
-        self.bias = nn.Parameter(torch.zeros(c.vocab_size))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.decoder(self.transform(x)) + self.bias
-
-
-class _MLMHead(nn.Module):
-    def __init__(self, c: Any) -> None:
-        super().__init__()
-        self.predictions = _Predictions(c)
-
-
-def _classifier(config: Any, num_labels: int, dropout: float | None) -> tuple[Dropout, nn.Linear]:
-    """The dropout and the linear layer a classification head puts over the encoder's vectors
-    (dropout: the encoder's hidden dropout unless given)."""
-    layer = nn.Linear(config.hidden_size, num_labels)
-    _init_linear(layer)
-    return Dropout(config.hidden_dropout_prob if dropout is None else dropout), layer
-
-
-def _init_linear(layer: nn.Linear, std: float = 0.02) -> None:
-    """BERT's initialisation for new heads: N(0, 0.02) weights, zero bias."""
-    nn.init.normal_(layer.weight, std=std)
-    nn.init.zeros_(layer.bias)
+        return self.task_layers(hidden)  # (B, L, vocab)
