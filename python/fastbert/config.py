@@ -127,11 +127,14 @@ class FinetuneConfig:
     #: Layers frozen by ``freeze_lower``.
     freeze_layers: int = 0
     #: LoRA rank, scaling numerator (scale = alpha / rank), dropout on the adapter input,
-    #: and the Linear layers (by module name) that get adapters. The head always trains.
+    #: and the Linear layers (by module name) that get adapters; ``()``: the family's attention
+    #: query and value projections (BERT, RoBERTa, ELECTRA ``query``, ``value``; DistilBERT
+    #: ``q_lin``, ``v_lin``; DeBERTa ``query_proj``, ``value_proj``; ModernBERT ``Wqkv``).
+    #: The head always trains.
     lora_rank: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = ("query", "value")
+    lora_targets: tuple[str, ...] = ()
     #: Passes over the training data (fractions allowed).
     epochs: float = 3.0
     #: Optimizer steps to train for, overriding ``epochs`` (the schedule decays to 0 at this

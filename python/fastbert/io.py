@@ -32,7 +32,7 @@ from fastbert.evaluation.metrics import scalar_metrics, with_stored_confusion
 from fastbert.evaluation.predictions import FILENAME as PREDICTIONS_FILE
 from fastbert.evaluation.predictions import EvalPredictions
 from fastbert.evaluation.report import json_text, report_from_meta, write_report
-from fastbert.model.build import build_model
+from fastbert.model.build import build_model, lora_targets
 from fastbert.model.device import resolve_device
 from fastbert.model.heads import Head
 from fastbert.model.kernel_dispatch import enable_kernels, kernels_supported
@@ -140,7 +140,7 @@ def _write(ft: SavedModel, folder: Path) -> None:
             rank=cfg.lora_rank,
             alpha=cfg.lora_alpha,
             dropout=cfg.lora_dropout,
-            targets=cfg.lora_targets,
+            targets=lora_targets(model, cfg),
             head_modules=[] if cfg.task == "mlm" else _trained_task_modules(model),
         )
 

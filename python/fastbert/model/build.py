@@ -19,7 +19,7 @@ from fastbert.model.encoder import family_of
 from fastbert.model.heads import Head, MaskedLM, SequenceClassifier, TokenClassifier
 from fastbert.model.lora import add_lora
 
-__all__ = ["apply_strategy", "build_model", "check_max_length"]
+__all__ = ["apply_strategy", "build_model", "check_max_length", "lora_targets"]
 
 log = logging.getLogger("fastbert")
 
@@ -82,6 +82,11 @@ def _load_mlm_head(head: Head, state: dict[str, torch.Tensor], source: str) -> N
         )
 
 
+def lora_targets(model: Head, cfg: FinetuneConfig) -> tuple[str, ...]:
+    """The Linear layers that get LoRA adapters: ``cfg.lora_targets``, else the family's default."""
+    return cfg.lora_targets or model.family.lora_targets
+
+
 def apply_strategy(model: Head, cfg: FinetuneConfig) -> None:
     """Freeze what the strategy says; LoRA adds adapters. The head always trains."""
     encoder = model.encoder
@@ -99,7 +104,7 @@ def apply_strategy(model: Head, cfg: FinetuneConfig) -> None:
             for p in layer.parameters():
                 p.requires_grad_(False)
     elif cfg.strategy == "lora":
-        add_lora(model, cfg.lora_targets, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
+        add_lora(model, lora_targets(model, cfg), cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout)
     if cfg.task == "mlm" and cfg.strategy != "full":
         # The tied decoder is the word embedding matrix (frozen with the encoder); the MLM
         # layers' own parameters train.

@@ -108,8 +108,12 @@ class EncoderFamily:
     #: (config, the encoder's word embeddings) -> layers mapping (B, L, H) to (B, L, vocab),
     #: the decoder tied to the embeddings.
     masked_lm_head: Callable[[Any, nn.Embedding], nn.Module]
-    #: Whether the encoder reads ``token_type_ids`` (BERT's segment embeddings).
-    token_types: bool = True
+    #: The Linear layers (by module name) that get LoRA adapters by default: the attention's
+    #: query and value projections, as in the LoRA paper (`FinetuneConfig.lora_targets`).
+    lora_targets: tuple[str, ...] = ("query", "value")
+    #: Whether the attention is plain scaled dot-product attention, which the variable-length
+    #: kernel (`fastbert.kernels.varlen_attention`) computes on CUDA (DeBERTa's is not).
+    kernel_attention: bool = True
 
     def class_name(self, model_type: str, task: str) -> str:
         """The transformers class of a task model (``architectures`` in a saved config.json)."""

@@ -56,7 +56,11 @@ def enable_kernels(net: Head) -> list[str]:
     switched = []
     encoder = net.encoder
     head_dim = encoder.config.hidden_size // encoder.config.num_attention_heads
-    if head_dim <= MAX_HEAD_DIM:
+    if not net.family.kernel_attention:
+        log.info(
+            "attention kernel skipped: %s's attention is not plain dot-product attention", net.family.name
+        )
+    elif head_dim <= MAX_HEAD_DIM:
         encoder.attention_fn = varlen_attention
         switched.append("attention")
     else:
