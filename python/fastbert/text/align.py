@@ -141,8 +141,12 @@ def word_labels_to_token_labels(
 
     A token starts a word when its word id differs from the previous token's, as in
     Hugging Face's ``word_ids()`` loop; so the first token of an overflowing window
-    that starts mid-word is labelled too. For pair inputs (whose word ids restart in
-    the second text), set the other text's word ids to -1 first.
+    that starts mid-word is labelled too. Nothing here reads the tokens themselves,
+    so every vocabulary works alike: BERT's ``##`` continuations, and SentencePiece
+    (XLM-R, DeBERTa) or byte-level BPE (RoBERTa, ModernBERT) words whose first token
+    is a bare ``▁`` or ``Ġ``: that token is the word's first and carries its label,
+    as with ``transformers``. For pair inputs (whose word ids restart in the second
+    text), set the other text's word ids to -1 first.
 
     Raises ``ValueError`` naming the sample, row and column when a word id has no label.
     """
@@ -173,7 +177,10 @@ def tokenize_and_align(
     """Tokenize pre-split ``words`` and align their word ``labels`` to the tokens.
 
     Calls ``tok(words, is_split_into_words=True, return_word_ids=True, ...)`` and then
-    :func:`word_labels_to_token_labels` (one Rust call). Returns ``tok``'s arrays plus
+    :func:`word_labels_to_token_labels` (one Rust call). Every word is encoded as it is
+    after a space in running text (``"Ġword"``, ``"▁word"``), the first one included:
+    what ``transformers`` gives with ``add_prefix_space=True``, which RoBERTa requires
+    for pre-split words (see `fastbert.text.fallback.words_spec`). Returns ``tok``'s arrays plus
     ``labels`` ``(rows, cols)``; ``word_ids`` and (with overflow)
     ``overflow_to_sample_mapping`` stay in the dict, so drop them before ``model(**batch)``.
 
@@ -239,8 +246,12 @@ def spans_to_bio(
         label_names: entity types; the label ids are those of :func:`bio_labels`
             (``O`` = 0, ``B-label_names[k]`` = ``2k+1``, ``I-...`` = ``2k+2``).
         word_ids: optional ``(rows, cols)``; tokens with word id -1 are special. Without
-            it, tokens with an empty offset span (start == end) are special: in BERT
-            WordPiece only special and padding tokens have one.
+            it, tokens with an empty offset span (start == end) are taken as special: in
+            BERT WordPiece and SentencePiece only special and padding tokens have one, but
+            RoBERTa's post-processor (``trim_offsets``) trims a byte-level token of spaces
+            alone (``"Ġ"``, e.g. before a second space or a character with no merge) to an
+            empty span, so such a token would get ``ignore_index`` rather than ``O`` or
+            ``I-``. Pass ``word_ids`` (``tok(..., return_word_ids=True)``) with such tokenizers.
         row_to_sample: ``(rows,)``, as in :func:`word_labels_to_token_labels`.
         ignore_index: the label of special and padding tokens.
 
@@ -251,6 +262,14 @@ def spans_to_bio(
     a span in a row gets ``B-``, later ones ``I-``. Overlapping (or nested) spans raise
     ``ValueError`` naming both, since BIO cannot express them. Spans that do not
     overlap but fall inside one token give that token to the earlier span.
+
+    Offsets are the tokenizer's own, as ``transformers`` gives them, and some include the
+    space before a word: DeBERTa-v3's SentencePiece (``"▁New"`` covers ``" New"``) and
+    ModernBERT's byte-level BPE (``"ĠNew"``). A bare ``"▁"`` that starts a word there covers
+    only that space, so a span starting at the word leaves it ``O`` and gives ``B-`` to the
+    word's second token; decode such labels token by token (:func:`token_to_entities` with
+    ``aggregation="none"``), or label words (:func:`tokenize_and_align`) when predictions
+    are read per word.
     """
     off = as_numpy(offsets)
     single = off.ndim == 2
@@ -406,7 +425,10 @@ def token_to_entities(
         probability of its tokens or words (NaN for label ids).
 
     Decoding: ``B-x`` starts an entity; ``I-x`` continues an ``x`` entity or else
-    starts one (Hugging Face's lenient rule); ``O`` ends it.
+    starts one (Hugging Face's lenient rule); ``O`` ends it. With tokenizers whose
+    offsets include the space before a word (DeBERTa-v3, ModernBERT; see
+    :func:`spans_to_bio`), ``start`` (and ``"text"``) can begin with that space, as in
+    ``transformers``' pipeline.
     """
     ids, single = _rows2d(word_ids)
     off = as_numpy(offsets)

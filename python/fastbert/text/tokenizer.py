@@ -9,7 +9,10 @@ Two backends sit behind one API:
   BPE. Ids and offsets then come from ``tokenizers``; label alignment and
   chunking (which only read word ids and offsets) work the same on top.
 
-``Tokenizer.backend`` says which one a model took, and ``fallback_reason`` why.
+``Tokenizer.backend`` says which one a model took, and ``fallback_reason`` why. Either way the
+special tokens (``mask_token_id``, ``all_special_ids``) are the model's own, read from its files
+as ``transformers`` reads them, and pre-split words are encoded as ``transformers`` does with
+``add_prefix_space=True`` (`fastbert.text.fallback.words_spec`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 import fastbert._core as _core
 from fastbert.conversions import read_json_object
-from fastbert.text.fallback import TokenizersBackend, pad_encodings
+from fastbert.text.fallback import TokenizersBackend, pad_encodings, special_tokens_in_files
 
 __all__ = ["Encoding", "Tokenizer"]
 
@@ -84,7 +87,8 @@ def _model_max_length(folder: Path) -> int | None:
 
 
 class Tokenizer:
-    """A BERT WordPiece tokenizer loaded from a Hugging Face model folder.
+    """A tokenizer loaded from a Hugging Face model folder: BERT WordPiece in Rust, any other
+    vocabulary (RoBERTa, XLM-R, DeBERTa-v3, ModernBERT, ...) through ``tokenizers``.
 
     >>> tok = Tokenizer.from_pretrained(model_dir)            # doctest: +SKIP
     >>> tok.encode("Hello, world!").tokens                    # doctest: +SKIP
@@ -99,6 +103,9 @@ class Tokenizer:
         *,
         model_max_length: int | None = None,
         fallback_reason: str | None = None,
+        special_tokens_map: dict[str, str] | None = None,
+        extra_special_tokens: Sequence[str] = (),
+        source: Path | None = None,
     ) -> None:
         if (wordpiece is None) == (fallback is None):
             raise ValueError("give exactly one backend")
@@ -108,6 +115,14 @@ class Tokenizer:
         self.fallback = fallback
         self.model_max_length = model_max_length
         self.fallback_reason = fallback_reason
+        #: The special tokens the tokenizer files name (``{"mask_token": "<mask>", ...}``, the
+        #: keys of `fastbert.text.fallback.NAMED_SPECIAL_TOKENS`), as ``transformers`` reads them.
+        self.special_tokens_map: dict[str, str] = dict(special_tokens_map or {})
+        #: Their ``additional_special_tokens`` / ``extra_special_tokens``.
+        self.extra_special_tokens: list[str] = list(extra_special_tokens)
+        #: The folder or file the tokenizer was loaded from, for messages (the Rust encoder's file
+        #: when built directly from one; else None).
+        self.source = source if source is not None or wordpiece is None else wordpiece.source
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -120,12 +135,14 @@ class Tokenizer:
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         max_len = _model_max_length(folder)
+        named, extra = special_tokens_in_files(folder)
+        files: dict[str, Any] = {"special_tokens_map": named, "extra_special_tokens": extra, "source": path}
         try:
-            return cls(_core.WordPieceTokenizer.from_file(path), model_max_length=max_len)
+            return cls(_core.WordPieceTokenizer.from_file(path), model_max_length=max_len, **files)
         except _core.UnsupportedTokenizerError as e:
             json_path = path / "tokenizer.json" if path.is_dir() else path
             backend = TokenizersBackend.from_file(json_path, folder)
-            return cls(None, backend, model_max_length=max_len, fallback_reason=str(e))
+            return cls(None, backend, model_max_length=max_len, fallback_reason=str(e), **files)
 
     @property
     def backend(self) -> str:
@@ -164,6 +181,47 @@ class Tokenizer:
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return self._backend.num_special_tokens_to_add(pair)
+
+    @property
+    def mask_token(self) -> str | None:
+        """The masked-language-model token: the files' ``mask_token`` when the vocabulary has it,
+        else ``[MASK]`` (BERT, DeBERTa, ModernBERT) or ``<mask>`` (RoBERTa, XLM-R), whichever the
+        vocabulary has; ``None`` when it has none."""
+        for token in (self.special_tokens_map.get("mask_token"), "[MASK]", "<mask>"):
+            if token is not None and self.token_to_id(token) is not None:
+                return token
+        return None
+
+    @property
+    def mask_token_id(self) -> int | None:
+        """The id of `mask_token`, or ``None``."""
+        token = self.mask_token
+        return None if token is None else self.token_to_id(token)
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """Sorted ids of every special token: ``[CLS] [SEP] [PAD] [MASK] [UNK]``, ``<s> </s> <pad>
+        <mask> <unk>`` and whatever else the model declares.
+
+        That is the tokens the files name (`special_tokens_map`, `extra_special_tokens`) and the
+        backend's own: on the ``tokenizers`` fallback every ``added_tokens`` entry of
+        ``tokenizer.json`` with ``special: true``; on the Rust path its special added tokens
+        (from ``tokenizer.json``, or the ``[...]`` tokens of a bare ``vocab.txt``) and its unknown
+        token. A named token missing from the vocabulary is left out.
+        """
+        found: set[int] = set()
+        if self.wordpiece is not None:
+            found.update(i for _, i, special in self.wordpiece.added_tokens if special)
+            found.add(self.wordpiece.unk_token_id)
+        else:
+            found.update(self._fallback().special_tokens.values())
+        for token in [*self.special_tokens_map.values(), *self.extra_special_tokens]:
+            index = self.token_to_id(token)
+            if index is not None:
+                found.add(index)
+        if (mask := self.mask_token_id) is not None:
+            found.add(mask)
+        return sorted(found)
 
     # --------------------------------------------------------------- encoding
     def _max_length(self, max_length: int | None, truncation: str | None) -> int | None:

@@ -25,7 +25,7 @@ def mask_tokens(
     generator: torch.Generator,
 ) -> tuple[Tensor, Tensor]:
     """BERT's masking: select ``probability`` of the real tokens (whole words when asked);
-    of those, 80% become [MASK], 10% a random token, 10% stay. Returns (inputs, labels)."""
+    of those, 80% become the mask token (``mask_id``), 10% a random token, 10% stay. Returns (inputs, labels)."""
     ids = batch["input_ids"]
     real = batch["attention_mask"].bool() & ~torch.isin(ids, special_ids)
     if whole_word:
@@ -49,17 +49,23 @@ def mask_tokens(
 
 
 def mlm_spec(tok: Tokenizer, cfg: FinetuneConfig) -> dict[str, Any]:
-    """`mask_tokens`' keyword arguments for a tokenizer's vocabulary and the config's MLM settings."""
-    specials = [
-        i for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]") if (i := tok.token_to_id(t)) is not None
-    ]
-    mask_id = tok.token_to_id("[MASK]")
+    """`mask_tokens`' keyword arguments for a tokenizer's vocabulary and the config's MLM settings.
+
+    The mask token and the special tokens are the tokenizer's own (`Tokenizer.mask_token_id`,
+    `Tokenizer.all_special_ids`): ``[MASK]`` and ``[CLS] [SEP] [PAD] [UNK]`` for BERT, ``<mask>``
+    and ``<s> </s> <pad> <unk>`` for RoBERTa and XLM-R, ``[MASK]`` at the end of ModernBERT's
+    vocabulary, and so on. Special tokens are never selected for masking."""
+    mask_id = tok.mask_token_id
     if mask_id is None:
-        raise ValueError("MLM needs a [MASK] token in the vocabulary")
+        where = f"the tokenizer at {tok.source}" if tok.source is not None else "this tokenizer"
+        raise ValueError(
+            f"MLM needs a mask token, and {where} has none: no mask_token in tokenizer_config.json or "
+            "special_tokens_map.json that is in its vocabulary, and neither [MASK] nor <mask> in it"
+        )
     return {
         "vocab_size": tok.vocab_size,
         "mask_id": mask_id,
-        "special_ids": torch.tensor(specials),
+        "special_ids": torch.tensor(tok.all_special_ids, dtype=torch.int64),
         "probability": cfg.mlm_probability,
         "whole_word": cfg.whole_word_masking,
     }
