@@ -16,13 +16,27 @@ blocks, then dQ for the query block of the same index over all key blocks.
 It recomputes the scores twice (7 block products instead of 5) but needs no
 atomics, so gradients are deterministic.
 
+Sliding window (``window_size=(left, right)``, FlashAttention-2's convention, for
+ModernBERT's local layers, ``(64, 64)``): query ``i`` attends key ``j`` (positions
+local to the sequence) only where ``i − left ≤ j ≤ i + right``; −1 leaves a side
+unbounded. Scores outside the window are −inf (probability 0), and every loop visits
+only the blocks that meet the window: a query block the key blocks
+``[start − left, end + right]``, a key block the query blocks ``[start − right, end + left]``,
+so a sequence of length L costs O(L·(left + right + block)), not O(L²). The window is a
+constexpr switch (``HAS_WINDOW``), off for ``(-1, -1)`` and for any window that covers
+every sequence (both sides ≥ max_seqlen − 1): then the kernels compile to the same code as
+without the option. A row whose window holds no key (impossible with sides ≥ 0, since a
+query's own key is inside; it happens only to the padding rows past a sequence's end in
+a block) gets output 0 and LSE +inf, hence zero gradients.
+
 Attention-probability dropout is fused: a counter-based Philox4x32-10 stream
 (``tl.randint4x``) keyed by a per-call seed drawn from PyTorch's generator, one call
 for 8 consecutive keys of a query (16 random bits each), with the counter
 ``(sequence·h + head) << 32 | (query·⌈L/8⌉ + key // 8)`` (positions local to the
 sequence), so the backward pass regenerates the same mask without storing it
 (:mod:`fastbert.kernels.dropout_rng`). :func:`attention_dropout_mask` materialises that mask for
-tests, and :func:`attention_dropout_mask_reference` computes it in NumPy.
+tests, and :func:`attention_dropout_mask_reference` computes it in NumPy. The window
+does not change the stream: a score outside it simply has probability 0 before the mask.
 
 All arithmetic accumulates in fp32. fp16/bf16 inputs use the tensor cores; fp32
 inputs use full-precision ``ieee`` products unless
@@ -34,13 +48,15 @@ Layout (Liger-Kernel's), over two files: Triton kernels → launchers (registere
 `fastbert.kernels.attention_kernels`) →
 ``torch.autograd.Function`` → functional wrappers (:func:`varlen_attention`,
 :func:`padded_attention`) → the PyTorch references (:func:`varlen_attention_reference`,
-:func:`padded_attention_reference`) that the tests compare against in fp64.
+:func:`padded_attention_reference`, both with the window through
+:func:`window_mask_reference`) that the tests compare against in fp64.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -70,6 +86,26 @@ MAX_HEAD_DIM = 128
 
 
 # ============================================================================ argument checks
+def _check_window(window_size: Sequence[int]) -> tuple[int, int]:
+    """``window_size`` as a pair of ints ``(left, right)``, each ≥ −1; else a ValueError.
+
+    (The message is built only on failure: under ``torch.compile`` the sides may be symbolic
+    ints, which dynamo cannot format.)
+    """
+    if (
+        not isinstance(window_size, (tuple, list))
+        or len(window_size) != 2
+        or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) for w in window_size)
+    ):
+        raise ValueError(
+            f"window_size must be a pair of ints (left, right), -1 for unbounded; got {window_size!r}"
+        )
+    left, right = (int(w) if isinstance(w, np.integer) else w for w in window_size)
+    if left < -1 or right < -1:
+        raise ValueError(f"window_size must be a pair of ints (left, right), each >= -1; got {window_size!r}")
+    return left, right
+
+
 def _check(q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, max_seqlen: int, dropout_p: float) -> None:
     if q.dim() != 3 or q.shape != k.shape or q.shape != v.shape:
         raise ValueError(
@@ -117,21 +153,27 @@ class VarlenAttentionFunction(torch.autograd.Function):
         dropout_p: float,
         softmax_scale: float,
         seed: Tensor | None,
+        window_left: int,
+        window_right: int,
     ) -> Tensor:
         fwd = torch.ops.fastbert.varlen_attention_fwd if torch.compiler.is_compiling() else varlen_forward
-        out, lse = fwd(q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed)
+        out, lse = fwd(
+            q, k, v, cu_seqlens, max_seqlen, dropout_p, softmax_scale, seed, window_left, window_right
+        )
         ctx.save_for_backward(q, k, v, out, lse, cu_seqlens, seed)
         ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale = max_seqlen, dropout_p, softmax_scale
+        ctx.window = (window_left, window_right)
         return out
 
     @staticmethod
-    def backward(ctx: Any, dout: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None, None, None, None]:
+    def backward(
+        ctx: Any, dout: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, None, None, None, None, None, None, None]:
         q, k, v, out, lse, cu_seqlens, seed = ctx.saved_tensors
         bwd = torch.ops.fastbert.varlen_attention_bwd if torch.compiler.is_compiling() else varlen_backward
-        dq, dk, dv = bwd(
-            dout, q, k, v, out, lse, cu_seqlens, ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale, seed
-        )
-        return dq, dk, dv, None, None, None, None, None
+        rest = (ctx.max_seqlen, ctx.dropout_p, ctx.softmax_scale, seed, *ctx.window)
+        dq, dk, dv = bwd(dout, q, k, v, out, lse, cu_seqlens, *rest)
+        return dq, dk, dv, None, None, None, None, None, None, None
 
 
 # ============================================================================ functional wrappers
@@ -144,6 +186,7 @@ def varlen_attention(
     dropout_p: float = 0.0,
     softmax_scale: float | None = None,
     *,
+    window_size: tuple[int, int] = (-1, -1),
     seed: Tensor | None = None,
 ) -> Tensor:
     """Bidirectional attention over a packed batch: ``softmax(q kᵀ · scale) v`` within each sequence.
@@ -152,6 +195,10 @@ def varlen_attention(
     device; max_seqlen: an int ≥ the longest sequence (sizes the grid; a smaller one
     leaves rows unwritten); dropout_p: attention-probability dropout, applied as given
     (pass 0 in eval, as ``BertLayer`` does); softmax_scale: default ``1/√d``;
+    window_size: ``(left, right)``, FlashAttention-2's sliding window: query ``i`` attends
+    key ``j`` (positions within the sequence) only where ``i − left ≤ j ≤ i + right``; −1
+    leaves that side unbounded; the default ``(-1, -1)`` is full attention (ModernBERT's
+    local layers: ``(64, 64)``, i.e. ``|i − j| ≤ local_attention // 2``);
     seed: optional (1,) int64 tensor fixing the dropout stream (default: drawn from
     PyTorch's generator). Returns (T, h, d) in the inputs' dtype; differentiable in q, k, v.
 
@@ -163,12 +210,15 @@ def varlen_attention(
         dtype = torch.get_autocast_dtype(q.device.type)
         q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     _check(q, k, v, cu_seqlens, max_seqlen, dropout_p)
+    left, right = _check_window(window_size)
     scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else float(softmax_scale)
     if dropout_p > 0.0 and seed is None:
         seed = draw_seed(q.device)
     if dropout_p == 0.0:
         seed = None
-    return VarlenAttentionFunction.apply(q, k, v, cu_seqlens, int(max_seqlen), float(dropout_p), scale, seed)
+    return VarlenAttentionFunction.apply(
+        q, k, v, cu_seqlens, int(max_seqlen), float(dropout_p), scale, seed, left, right
+    )
 
 
 def unpad_input(x: Tensor, key_padding_mask: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
@@ -201,6 +251,8 @@ def padded_attention(
     key_padding_mask: Tensor | None = None,
     dropout_p: float = 0.0,
     softmax_scale: float | None = None,
+    *,
+    window_size: tuple[int, int] = (-1, -1),
 ) -> Tensor:
     """Attention over a padded batch with a key-padding mask, through the varlen kernel.
 
@@ -208,6 +260,8 @@ def padded_attention(
     (``None``: all real). Returns (B, L, h, d). Padded *query* rows come back as zeros
     (their value is never meant to be used; PyTorch's padded path returns an
     arbitrary mix of the real values there). A row with no real token is all zeros.
+    window_size: as in :func:`varlen_attention`; positions count a row's real tokens
+    only (the padded positions themselves under right padding).
     """
     batch, seqlen = q.shape[:2]
     if key_padding_mask is None:
@@ -219,11 +273,26 @@ def padded_attention(
     qp, indices, cu_seqlens, max_seqlen = unpad_input(q, key_padding_mask)
     kp = k.reshape(-1, *k.shape[2:]).index_select(0, indices)
     vp = v.reshape(-1, *v.shape[2:]).index_select(0, indices)
-    out = varlen_attention(qp, kp, vp, cu_seqlens, max_seqlen, dropout_p, softmax_scale)
+    out = varlen_attention(
+        qp, kp, vp, cu_seqlens, max_seqlen, dropout_p, softmax_scale, window_size=window_size
+    )
     return pad_input(out, indices, batch, seqlen)
 
 
 # ============================================================================ references
+def window_mask_reference(positions: Tensor, window_size: Sequence[int]) -> Tensor:
+    """(…, n, n) bool from positions (…, n): True where query ``i`` may attend key ``j``,
+    ``pos_i − left ≤ pos_j ≤ pos_i + right`` (−1: that side unbounded)."""
+    left, right = _check_window(window_size)
+    diff = positions[..., None, :] - positions[..., :, None]  # key − query
+    inside = torch.ones_like(diff, dtype=torch.bool)
+    if left >= 0:
+        inside &= diff >= -left
+    if right >= 0:
+        inside &= diff <= right
+    return inside
+
+
 def varlen_attention_reference(
     q: Tensor,
     k: Tensor,
@@ -233,20 +302,26 @@ def varlen_attention_reference(
     dropout_p: float = 0.0,
     softmax_scale: float | None = None,
     dropout_mask: Tensor | None = None,
+    window_size: tuple[int, int] = (-1, -1),
 ) -> Tensor:
     """The textbook formula per sequence, in the inputs' dtype (the tests pass fp64).
 
     q, k, v: (T, h, d); cu_seqlens: (B+1,). With ``dropout_p > 0`` a keep-mask
     ``dropout_mask`` (B, h, L, L) must be given (e.g. :func:`attention_dropout_mask`):
-    ``P ⊙ keep / (1 − p)``. Returns (T, h, d).
+    ``P ⊙ keep / (1 − p)``. window_size: scores outside the window are −inf before the
+    softmax (:func:`window_mask_reference`). Returns (T, h, d).
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else softmax_scale
     if dropout_p > 0 and dropout_mask is None:
         raise ValueError("the reference needs the dropout_mask the kernel used (attention_dropout_mask)")
+    windowed = _check_window(window_size) != (-1, -1)
     bounds = cu_seqlens.tolist()
     outs = []
     for b, (s, e) in enumerate(itertools.pairwise(bounds)):
         scores = torch.einsum("qhd,khd->hqk", q[s:e], k[s:e]) * scale  # (h, n, n)
+        if windowed:
+            inside = window_mask_reference(torch.arange(e - s, device=q.device), window_size)  # (n, n)
+            scores = scores.masked_fill(~inside, float("-inf"))
         probs = scores.softmax(-1)
         if dropout_p > 0 and dropout_mask is not None:  # (not None: checked above)
             n = e - s
@@ -281,10 +356,22 @@ def padded_attention_reference(
     v: Tensor,
     key_padding_mask: Tensor | None = None,
     softmax_scale: float | None = None,
+    window_size: tuple[int, int] = (-1, -1),
 ) -> Tensor:
-    """``softmax(q kᵀ · scale + mask) v`` on (B, L, h, d), zeros at padded query rows (as :func:`padded_attention`)."""
+    """``softmax(q kᵀ · scale + mask) v`` on (B, L, h, d), zeros at padded query rows (as :func:`padded_attention`).
+
+    window_size: as in :func:`padded_attention`, over the positions among a row's real tokens.
+    """
     scale = 1.0 / math.sqrt(q.shape[-1]) if softmax_scale is None else softmax_scale
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
+    batch, seqlen = q.shape[:2]
+    if _check_window(window_size) != (-1, -1):
+        if key_padding_mask is None:
+            positions = torch.arange(seqlen, device=q.device).expand(batch, seqlen)
+        else:
+            positions = key_padding_mask.bool().long().cumsum(1) - 1  # rank among the row's real tokens
+        inside = window_mask_reference(positions, window_size)  # (B, L, L)
+        scores = scores.masked_fill(~inside[:, None], float("-inf"))
     if key_padding_mask is None:
         return torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v)
     keep = key_padding_mask.bool()

@@ -1,6 +1,7 @@
 """The Triton kernels of `fastbert.kernels.attention` and their launchers (see its docstring).
 
-Kernels → block-size rules → launchers, each launcher registered as a ``torch.library``
+Kernels → launchers (their block sizes and window bounds come from
+`fastbert.kernels.attention_blocks`), each launcher registered as a ``torch.library``
 custom op so that ``torch.compile`` traces around it. The autograd Function, the wrappers and
 the references are in `fastbert.kernels.attention`.
 """
@@ -12,10 +13,18 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from fastbert.kernels.attention_blocks import backward_config, forward_config, kernel_window
 from fastbert.kernels.common import dot_precision, dot_width, interpreting, mm, output_buffer, upcast
 from fastbert.kernels.dropout_rng import keep_mask, keep_threshold
 
-__all__ = ["attention_dropout_mask", "backward_config", "forward_config", "varlen_backward", "varlen_forward"]
+__all__ = [
+    "attention_dropout_mask",
+    "backward_config",
+    "forward_config",
+    "kernel_window",
+    "varlen_backward",
+    "varlen_forward",
+]
 
 if __package__ != "fastbert.kernels":  # a second import under another name would re-register the ops
     raise ImportError(f"import this module as fastbert.kernels.attention_kernels, not {__name__}")
@@ -48,11 +57,21 @@ def _load_rows(base, rows, stride, offs_d, mask_d, n_rows, HEAD_DIM: tl.constexp
 
 
 @triton.jit
+def _in_window(rows, cols, window_left, window_right):
+    """(len(rows), len(cols)) bool: query ``rows[i]`` may attend key ``cols[j]``, i.e.
+    ``row − window_left ≤ col ≤ row + window_right`` (positions local to the sequence; the
+    launcher has already replaced an unbounded side, −1, by ``max_seqlen``)."""
+    diff = cols[None, :] - rows[:, None]
+    return (diff >= -window_left) & (diff <= window_right)
+
+
+@triton.jit
 def _attn_fwd_step(
     acc, l_i, m_i, q, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
-    seed, counter_base, rows, max_seqlen, keep_threshold,
+    seed, counter_base, rows, max_seqlen, keep_threshold, window_left, window_right,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, MASK_COLS: tl.constexpr,
-    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):  # fmt: skip
     """One key/value block of the online softmax: returns the updated (acc, l_i, m_i).
 
@@ -62,15 +81,26 @@ def _attn_fwd_step(
     ``exp2(s · qk_scale − m)``, one fused multiply-add per score; the row maximum is
     taken on the raw scores and scaled once per row (equal, since qk_scale > 0 and
     rounding is monotonic).
+
+    ``HAS_WINDOW`` (a sliding window): scores outside the window become −inf. A row may
+    then see a block with no key in its window while its running maximum is still −inf;
+    the exponentials subtract 0 instead of that −inf (−inf − −inf would be NaN), which
+    gives the row weight 0 in this block, as it should.
     """
     cols = col0 + tl.arange(0, BLOCK_N)
     k = _load_rows(k_base, cols, stride_kt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
     s = mm(q, tl.trans(k), DOT_PRECISION, UPCAST)  # (BLOCK_M, BLOCK_N), unscaled
     if MASK_COLS:
         s = tl.where((cols < seqlen)[None, :], s, float("-inf"))
+    if HAS_WINDOW:
+        s = tl.where(_in_window(rows, cols, window_left, window_right), s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
-    alpha = tl.exp2(m_i - m_new)
-    p = tl.exp2(s * qk_scale - m_new[:, None])
+    if HAS_WINDOW:
+        m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_sub = m_new
+    alpha = tl.exp2(m_i - m_sub)
+    p = tl.exp2(s * qk_scale - m_sub[:, None])
     # The normaliser sums the probabilities before dropout: softmax first, then drop.
     l_i = l_i * alpha + tl.sum(p, 1)
     if HAS_DROPOUT:
@@ -85,16 +115,19 @@ def _attn_fwd_kernel(
     Q, K, V, Out, LSE, CU_SEQLENS, SEED,
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
     stride_lse_h,
-    nheads, max_seqlen, qk_scale, dropout_p, keep_threshold,
+    nheads, max_seqlen, qk_scale, dropout_p, keep_threshold, window_left, window_right,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):  # fmt: skip
     """Grid (cdiv(L, BLOCK_M), B, h). Writes O rows [m·BLOCK_M, …) of one sequence·head and their LSE.
 
     Scores are kept in log2 units (``qk_scale`` = softmax scale · log2 e) so that the
     exponentials are ``exp2``; ``LSE`` is stored in the same units. The key blocks that
     lie wholly inside the sequence run unmasked; a partial last block, masked
-    (:func:`_attn_fwd_step`).
+    (:func:`_attn_fwd_step`). With ``HAS_WINDOW`` only the key blocks that meet the
+    window of some row of this block, ``[m·BLOCK_M − window_left, (m+1)·BLOCK_M − 1 +
+    window_right]``, are visited: O(BLOCK_M + window) keys per query block, not O(L).
     """
     pid_m = tl.program_id(0)
     seq = tl.program_id(1)
@@ -126,20 +159,36 @@ def _attn_fwd_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     full_end = (seqlen // BLOCK_N) * BLOCK_N
-    for start_n in range(0, full_end, BLOCK_N):
+    # Key range [lo, end) of full blocks, then the partial block at full_end if it lies below hi.
+    lo = 0
+    end = full_end
+    hi = seqlen
+    if HAS_WINDOW:
+        lo = (tl.maximum(pid_m * BLOCK_M - window_left, 0) // BLOCK_N) * BLOCK_N
+        hi = tl.minimum(pid_m * BLOCK_M + BLOCK_M + window_right, seqlen)
+        end = tl.minimum(full_end, hi)
+    for start_n in range(lo, end, BLOCK_N):
         acc, l_i, m_i = _attn_fwd_step(
             acc, l_i, m_i, q, k_base, v_base, start_n, seqlen, offs_d, mask_d, stride_kt, stride_vt,
-            qk_scale, seed, counter_base, offs_m, max_seqlen, keep_threshold,
-            HEAD_DIM, BLOCK_D, BLOCK_N, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+            qk_scale, seed, counter_base, offs_m, max_seqlen, keep_threshold, window_left, window_right,
+            HEAD_DIM, BLOCK_D, BLOCK_N, False, HAS_DROPOUT, HAS_WINDOW, DOT_PRECISION, UPCAST,
         )  # fmt: skip
-    if full_end < seqlen:
+    if full_end < hi:
         acc, l_i, m_i = _attn_fwd_step(
             acc, l_i, m_i, q, k_base, v_base, full_end, seqlen, offs_d, mask_d, stride_kt, stride_vt,
-            qk_scale, seed, counter_base, offs_m, max_seqlen, keep_threshold,
-            HEAD_DIM, BLOCK_D, BLOCK_N, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+            qk_scale, seed, counter_base, offs_m, max_seqlen, keep_threshold, window_left, window_right,
+            HEAD_DIM, BLOCK_D, BLOCK_N, True, HAS_DROPOUT, HAS_WINDOW, DOT_PRECISION, UPCAST,
         )  # fmt: skip
 
-    acc = acc / l_i[:, None]
+    if HAS_WINDOW:
+        # A row whose window holds no key (impossible for a real row: its own key is always
+        # inside) gets output 0 and LSE +inf, so that the backward gives it P = 0.
+        # (Rows past the end of the sequence can be such rows: l_safe keeps log2(0) out.)
+        empty = l_i == 0.0
+        l_safe = tl.where(empty, 1.0, l_i)
+        acc = acc / l_safe[:, None]
+    else:
+        acc = acc / l_i[:, None]
     if HAS_DROPOUT:
         acc = acc * (1.0 / (1.0 - dropout_p))
     o_base = Out + start64 * stride_ot + head * stride_oh
@@ -148,7 +197,11 @@ def _attn_fwd_kernel(
         acc.to(Out.dtype.element_ty),
         mask=row_ok[:, None] & mask_d[None, :],
     )
-    tl.store(LSE + head * stride_lse_h + start + offs_m, m_i + tl.log2(l_i), mask=row_ok)
+    if HAS_WINDOW:
+        lse_row = tl.where(empty, float("inf"), m_i + tl.log2(l_safe))
+        tl.store(LSE + head * stride_lse_h + start + offs_m, lse_row, mask=row_ok)
+    else:
+        tl.store(LSE + head * stride_lse_h + start + offs_m, m_i + tl.log2(l_i), mask=row_ok)
 
 
 @triton.jit
@@ -172,13 +225,15 @@ def _attn_bwd_preprocess_kernel(
 @triton.jit
 def _attn_bwd_dq_step(
     dq, q, do, lse, delta, k_base, v_base, col0, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
-    seed, counter_base, rows, max_seqlen, keep_threshold, keep_scale,
+    seed, counter_base, rows, max_seqlen, keep_threshold, keep_scale, window_left, window_right,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N2: tl.constexpr, MASK_COLS: tl.constexpr,
-    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):  # fmt: skip
     """One key block of dQ's loop: returns dq + dS k for keys ``col0 …``. As in the forward, only a
     sequence's last, partial block (``MASK_COLS``) pays for masked loads and the select that zeroes
-    its probabilities past the end (there k = 0 already, but exp2(0 − lse) may overflow)."""
+    its probabilities past the end (there k = 0 already, but exp2(0 − lse) may overflow).
+    ``HAS_WINDOW`` zeroes the probabilities outside the window the same way."""
     cols = col0 + tl.arange(0, BLOCK_N2)
     k2 = _load_rows(k_base, cols, stride_kt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
     v2 = _load_rows(v_base, cols, stride_vt, offs_d, mask_d, seqlen, HEAD_DIM, BLOCK_D, MASK_COLS)
@@ -186,6 +241,8 @@ def _attn_bwd_dq_step(
     p = tl.exp2(s - lse[:, None])
     if MASK_COLS:
         p = tl.where((cols < seqlen)[None, :], p, 0.0)
+    if HAS_WINDOW:
+        p = tl.where(_in_window(rows, cols, window_left, window_right), p, 0.0)
     dp = mm(do, tl.trans(v2), DOT_PRECISION, UPCAST)
     if HAS_DROPOUT:
         keep = keep_mask(seed, counter_base, rows, col0, max_seqlen, keep_threshold, BLOCK_N2)
@@ -200,10 +257,11 @@ def _attn_bwd_kernel(
     stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_dot, stride_doh,
     stride_dqt, stride_dqh, stride_dkt, stride_dkh, stride_dvt, stride_dvh,
     stride_lse_h,
-    nheads, max_seqlen, softmax_scale, qk_scale, dropout_p, keep_threshold,
+    nheads, max_seqlen, softmax_scale, qk_scale, dropout_p, keep_threshold, window_left, window_right,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_M1: tl.constexpr, BLOCK_N1: tl.constexpr, BLOCK_M2: tl.constexpr, BLOCK_N2: tl.constexpr,
-    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):  # fmt: skip
     """Grid (cdiv(L, BLOCK_N1), B, h), BLOCK_N1 == BLOCK_M2.
 
@@ -211,6 +269,11 @@ def _attn_bwd_kernel(
     Part 2: dQ for queries [i·BLOCK_M2, …), looping over key blocks of BLOCK_N2.
     With P = softmax(S), dS = P ⊙ (dP − Δ) where dP = dO Vᵀ (through the dropout
     mask) and Δ = rowsum(dO ⊙ O).
+
+    With ``HAS_WINDOW`` P is zeroed outside the window, and each loop visits only the
+    blocks that meet it: the keys ``[i·BLOCK_N1, (i+1)·BLOCK_N1)`` are attended by the
+    queries ``[i·BLOCK_N1 − window_right, (i+1)·BLOCK_N1 − 1 + window_left]`` (part 1),
+    and the queries of part 2 attend keys as in the forward.
     """
     pid = tl.program_id(0)
     seq = tl.program_id(1)
@@ -243,7 +306,12 @@ def _attn_bwd_kernel(
     v = tl.load(v_base + offs_n[:, None] * stride_vt + offs_d[None, :], mask=kv_mask, other=0.0)
     dk = tl.zeros([BLOCK_N1, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N1, BLOCK_D], dtype=tl.float32)
-    for start_m in range(0, seqlen, BLOCK_M1):
+    lo1 = 0
+    hi1 = seqlen
+    if HAS_WINDOW:
+        lo1 = (tl.maximum(pid * BLOCK_N1 - window_right, 0) // BLOCK_M1) * BLOCK_M1
+        hi1 = tl.minimum(pid * BLOCK_N1 + BLOCK_N1 + window_left, seqlen)
+    for start_m in range(lo1, hi1, BLOCK_M1):
         rows = start_m + tl.arange(0, BLOCK_M1)
         row_ok = rows < seqlen
         q_mask = row_ok[:, None] & mask_d[None, :]
@@ -255,6 +323,9 @@ def _attn_bwd_kernel(
         # Transposed scores (keys × queries), so that no tile needs a transpose before its product.
         s_t = mm(k, tl.trans(q), DOT_PRECISION, UPCAST) * qk_scale
         p_t = tl.exp2(s_t - lse[None, :])
+        if HAS_WINDOW:  # _in_window transposed: key offs_n[j] (row) − query rows[i] (column)
+            diff_t = offs_n[:, None] - rows[None, :]
+            p_t = tl.where((diff_t >= -window_left) & (diff_t <= window_right), p_t, 0.0)
         dp_t = mm(v, tl.trans(do), DOT_PRECISION, UPCAST)
         if HAS_DROPOUT:
             keep_t = tl.trans(
@@ -287,17 +358,24 @@ def _attn_bwd_kernel(
     delta = tl.load(delta_base + offs_m, mask=row_ok, other=0.0)
     dq = tl.zeros([BLOCK_M2, BLOCK_D], dtype=tl.float32)
     full_end = (seqlen // BLOCK_N2) * BLOCK_N2
-    for start_n in range(0, full_end, BLOCK_N2):
+    lo2 = 0
+    end2 = full_end
+    hi2 = seqlen
+    if HAS_WINDOW:
+        lo2 = (tl.maximum(pid * BLOCK_M2 - window_left, 0) // BLOCK_N2) * BLOCK_N2
+        hi2 = tl.minimum(pid * BLOCK_M2 + BLOCK_M2 + window_right, seqlen)
+        end2 = tl.minimum(full_end, hi2)
+    for start_n in range(lo2, end2, BLOCK_N2):
         dq = _attn_bwd_dq_step(
             dq, q, do, lse, delta, k_base, v_base, start_n, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
-            seed, counter_base, offs_m, max_seqlen, keep_threshold, keep_scale,
-            HEAD_DIM, BLOCK_D, BLOCK_N2, False, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+            seed, counter_base, offs_m, max_seqlen, keep_threshold, keep_scale, window_left, window_right,
+            HEAD_DIM, BLOCK_D, BLOCK_N2, False, HAS_DROPOUT, HAS_WINDOW, DOT_PRECISION, UPCAST,
         )  # fmt: skip
-    if full_end < seqlen:
+    if full_end < hi2:
         dq = _attn_bwd_dq_step(
             dq, q, do, lse, delta, k_base, v_base, full_end, seqlen, offs_d, mask_d, stride_kt, stride_vt, qk_scale,
-            seed, counter_base, offs_m, max_seqlen, keep_threshold, keep_scale,
-            HEAD_DIM, BLOCK_D, BLOCK_N2, True, HAS_DROPOUT, DOT_PRECISION, UPCAST,
+            seed, counter_base, offs_m, max_seqlen, keep_threshold, keep_scale, window_left, window_right,
+            HEAD_DIM, BLOCK_D, BLOCK_N2, True, HAS_DROPOUT, HAS_WINDOW, DOT_PRECISION, UPCAST,
         )  # fmt: skip
     dq = dq * softmax_scale
     dq_base = DQ + start64 * stride_dqt + head * stride_dqh
@@ -331,70 +409,6 @@ def _dropout_mask_kernel(
 
 
 # ============================================================================ launchers
-def forward_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str, int]:
-    """Fixed block sizes (no autotuning): BLOCK_M queries × BLOCK_N keys per step.
-
-    From a sweep on an H100 (bf16, d = 64; kernels/README.md, "Tuning"): at L = 512,
-    128 × 64 with 4 warps and 3 stages was within 2 % of the best of 18; for real
-    sentence lengths (≤ 128 tokens) 64 × 32, 2 stages, ran 2.3× faster than that.
-    d > 64 is checked for correctness on the GPU but not tuned.
-    """
-    if interpreting():
-        return {"BLOCK_M": 16, "BLOCK_N": 16, "num_warps": 4, "num_stages": 1}
-    if dtype == torch.float32:
-        return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2}
-    if head_dim <= 64:
-        if max_seqlen <= 128:
-            return {"BLOCK_M": 64, "BLOCK_N": 32, "num_warps": 4, "num_stages": 2}
-        return {"BLOCK_M": 128, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
-    return {"BLOCK_M": 128 if max_seqlen > 64 else 64, "BLOCK_N": 64, "num_warps": 8, "num_stages": 3}
-
-
-def backward_config(head_dim: int, dtype: torch.dtype, max_seqlen: int) -> dict[str, int]:
-    """BLOCK_N1 keys own dK/dV and step BLOCK_M1 queries; BLOCK_M2 (= BLOCK_N1) queries own dQ.
-
-    H100 sweep (bf16, d = 64): at L = 512, 32/128/128/32 with 4 warps and 3 stages was the
-    best of 10; for lengths ≤ 128, 32/64/64/32 with 2 stages ran 1.7× faster than that.
-    """
-    if interpreting():
-        return {
-            "BLOCK_M1": 16,
-            "BLOCK_N1": 32,
-            "BLOCK_M2": 32,
-            "BLOCK_N2": 16,
-            "num_warps": 4,
-            "num_stages": 1,
-        }
-    if dtype == torch.float32:
-        return {
-            "BLOCK_M1": 16,
-            "BLOCK_N1": 64,
-            "BLOCK_M2": 64,
-            "BLOCK_N2": 16,
-            "num_warps": 4,
-            "num_stages": 1,
-        }
-    if head_dim <= 64:
-        if max_seqlen <= 128:
-            return {
-                "BLOCK_M1": 32,
-                "BLOCK_N1": 64,
-                "BLOCK_M2": 64,
-                "BLOCK_N2": 32,
-                "num_warps": 4,
-                "num_stages": 2,
-            }
-        return {
-            "BLOCK_M1": 32,
-            "BLOCK_N1": 128,
-            "BLOCK_M2": 128,
-            "BLOCK_N2": 32,
-            "num_warps": 4,
-            "num_stages": 3,
-        }
-    return {"BLOCK_M1": 32, "BLOCK_N1": 64, "BLOCK_M2": 64, "BLOCK_N2": 32, "num_warps": 8, "num_stages": 3}
-
-
 def _last_dim_contiguous(t: Tensor) -> Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
@@ -408,8 +422,13 @@ def varlen_forward(
     dropout_p: float,
     softmax_scale: float,
     seed: Tensor | None,
+    window_left: int = -1,
+    window_right: int = -1,
 ) -> tuple[Tensor, Tensor]:
-    """q, k, v: (T, h, d); cu_seqlens: (B+1,) int32. Returns out (T, h, d) and LSE (h, T) fp32, log2 units."""
+    """q, k, v: (T, h, d); cu_seqlens: (B+1,) int32. Returns out (T, h, d) and LSE (h, T) fp32, log2 units.
+
+    window_left, window_right: the sliding window (−1: unbounded), see :func:`kernel_window`.
+    """
     q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
     total, nheads, head_dim = q.shape
     out = output_buffer((total, nheads, head_dim), q.dtype, q.device)
@@ -420,13 +439,15 @@ def varlen_forward(
     cfg = forward_config(head_dim, q.dtype, max_seqlen)
     grid = (triton.cdiv(max_seqlen, cfg["BLOCK_M"]), batch, nheads)
     has_dropout = dropout_p > 0.0
+    left, right, has_window = kernel_window(window_left, window_right, max_seqlen)
     _attn_fwd_kernel[grid](
         q, k, v, out, lse, cu_seqlens, seed if has_dropout else cu_seqlens,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
         lse.stride(0),
-        nheads, max_seqlen, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
+        nheads, max_seqlen, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p), left, right,
         HEAD_DIM=head_dim, BLOCK_D=dot_width(head_dim), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
-        HAS_DROPOUT=has_dropout, DOT_PRECISION=dot_precision(q.dtype), UPCAST=upcast(q.dtype),
+        HAS_DROPOUT=has_dropout, HAS_WINDOW=has_window, DOT_PRECISION=dot_precision(q.dtype),
+        UPCAST=upcast(q.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return out, lse
@@ -445,6 +466,8 @@ def _(
     dropout_p: float,
     softmax_scale: float,
     seed: Tensor | None,
+    window_left: int = -1,
+    window_right: int = -1,
 ) -> tuple[Tensor, Tensor]:
     total, nheads, head_dim = q.shape
     return q.new_empty((total, nheads, head_dim)), q.new_empty((nheads, total), dtype=torch.float32)
@@ -462,8 +485,13 @@ def varlen_backward(
     dropout_p: float,
     softmax_scale: float,
     seed: Tensor | None,
+    window_left: int = -1,
+    window_right: int = -1,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """dout, q, k, v, out: (T, h, d); lse: (h, T). Returns dq, dk, dv, each (T, h, d)."""
+    """dout, q, k, v, out: (T, h, d); lse: (h, T). Returns dq, dk, dv, each (T, h, d).
+
+    The window must be the forward's.
+    """
     dout, q, k, v, out = (_last_dim_contiguous(t) for t in (dout, q, k, v, out))
     total, nheads, head_dim = q.shape
     dq = output_buffer((total, nheads, head_dim), q.dtype, q.device)
@@ -483,15 +511,18 @@ def varlen_backward(
     assert cfg["BLOCK_N1"] == cfg["BLOCK_M2"]
     grid = (triton.cdiv(max_seqlen, cfg["BLOCK_N1"]), batch, nheads)
     has_dropout = dropout_p > 0.0
+    left, right, has_window = kernel_window(window_left, window_right, max_seqlen)
     _attn_bwd_kernel[grid](
         q, k, v, dout, lse, delta, dq, dk, dv, cu_seqlens, seed if has_dropout else cu_seqlens,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), dout.stride(0), dout.stride(1),
         dq.stride(0), dq.stride(1), dk.stride(0), dk.stride(1), dv.stride(0), dv.stride(1),
         lse.stride(0),
         nheads, max_seqlen, softmax_scale, softmax_scale * LOG2E, dropout_p, keep_threshold(dropout_p),
+        left, right,
         HEAD_DIM=head_dim, BLOCK_D=block_d,
         BLOCK_M1=cfg["BLOCK_M1"], BLOCK_N1=cfg["BLOCK_N1"], BLOCK_M2=cfg["BLOCK_M2"], BLOCK_N2=cfg["BLOCK_N2"],
-        HAS_DROPOUT=has_dropout, DOT_PRECISION=dot_precision(q.dtype), UPCAST=upcast(q.dtype),
+        HAS_DROPOUT=has_dropout, HAS_WINDOW=has_window, DOT_PRECISION=dot_precision(q.dtype),
+        UPCAST=upcast(q.dtype),
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
     )  # fmt: skip
     return dq, dk, dv
@@ -513,6 +544,8 @@ def _(
     dropout_p: float,
     softmax_scale: float,
     seed: Tensor | None,
+    window_left: int = -1,
+    window_right: int = -1,
 ) -> tuple[Tensor, Tensor, Tensor]:
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 

@@ -4,7 +4,9 @@ Without a GPU every kernel runs in Triton's interpreter (see conftest.py) on tin
 packed batches (< 64 tokens, 16-wide blocks), so sequence lengths of 1, lengths
 that are not multiples of the blocks, and mixes of both in one batch all occur.
 Inputs are drawn fresh for every run (the seed is printed); outputs start as NaN,
-so an unwritten element fails ``isfinite``.
+so an unwritten element fails ``isfinite``. The sliding window (``window_size``) is
+tested the same way, plus a NaN planted outside the windows of the first and last
+blocks, which only a kernel that skips the blocks outside the window keeps out.
 
 Tolerances, on ‖kernel − fp64‖ / ‖fp64‖ (the inputs are the same rounded values):
 - fp32: 1e-5. The kernel's products are exact-precision fp32 (``ieee``); the
@@ -58,17 +60,19 @@ def make_qkv(gen, total, heads, head_dim, dtype, device):
     ]
 
 
-def run_both(q, k, v, lengths, dropout_p=0.0, seed=None, gen=None, softmax_scale=None):
+def run_both(q, k, v, lengths, dropout_p=0.0, seed=None, gen=None, softmax_scale=None, window_size=(-1, -1)):
     """Kernel and fp64 reference forward + backward with the same upstream gradient."""
     cu = make_cu(lengths, q.device.type)
     max_seqlen = max(lengths)
-    out = varlen_attention(q, k, v, cu, max_seqlen, dropout_p, softmax_scale, seed=seed)
+    out = varlen_attention(
+        q, k, v, cu, max_seqlen, dropout_p, softmax_scale, window_size=window_size, seed=seed
+    )
     dout = torch.randn(out.shape, generator=gen).to(out)
     out.backward(dout)
     mask = attention_dropout_mask(cu, q.shape[1], max_seqlen, dropout_p, seed) if dropout_p else None
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
     ref = varlen_attention_reference(
-        q64, k64, v64, cu, max_seqlen, dropout_p, softmax_scale, dropout_mask=mask
+        q64, k64, v64, cu, max_seqlen, dropout_p, softmax_scale, dropout_mask=mask, window_size=window_size
     )
     ref.backward(dout.double())
     return (out, q.grad, k.grad, v.grad), (ref, q64.grad, k64.grad, v64.grad)
@@ -283,14 +287,15 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch):
 
 # torch 2.11's dynamo instantiates autograd.Function classes itself and warns about it (not our code).
 @pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
-def test_custom_ops_trace_under_torch_compile(device, gen):
+@pytest.mark.parametrize("window_size", [(-1, -1), (2, 5)], ids=str)
+def test_custom_ops_trace_under_torch_compile(window_size, device, gen):
     """The kernels are torch.library custom ops: a full graph traces around them, forward and backward."""
     lengths = [3, 17, 1]
     cu = make_cu(lengths, device)
     q, k, v = make_qkv(gen, sum(lengths), 2, 32, torch.float32, device)
 
     def loss(q, k, v):
-        return (varlen_attention(q, k, v, cu, 17) ** 2).sum()
+        return (varlen_attention(q, k, v, cu, 17, window_size=window_size) ** 2).sum()
 
     compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
     compiled(q, k, v).backward()
@@ -309,12 +314,12 @@ def test_custom_op_registrations(device, gen):
     cu = make_cu(lengths, device)
     q, k, v = (t.detach() for t in make_qkv(gen, 20, 2, 32, torch.float32, device))
     seed = torch.tensor([2**40 + 7], dtype=torch.int64, device=device)
-    args = (q, k, v, cu, 17, 0.1, 0.2, seed)
+    args = (q, k, v, cu, 17, 0.1, 0.2, seed, 4, -1)  # ..., window_left, window_right
     opcheck(
         torch.ops.fastbert.varlen_attention_fwd.default, args, test_utils=("test_schema", "test_faketensor")
     )
     out, lse = torch.ops.fastbert.varlen_attention_fwd(*args)
-    bwd_args = (torch.randn_like(out), q, k, v, out, lse, cu, 17, 0.1, 0.2, seed)
+    bwd_args = (torch.randn_like(out), q, k, v, out, lse, cu, 17, 0.1, 0.2, seed, 4, -1)
     opcheck(
         torch.ops.fastbert.varlen_attention_bwd.default,
         bwd_args,
@@ -322,22 +327,167 @@ def test_custom_op_registrations(device, gen):
     )
 
 
+# ------------------------------------------------------------------ sliding window
+WINDOWS = [(0, 0), (1, 2), (2, 1), (3, -1), (-1, 3), (2, 20), (100, 100), (-1, -1)]
+
+
+@pytest.mark.parametrize("window_size", WINDOWS, ids=str)
+def test_window_matches_fp64_reference(window_size, device, gen):
+    """FlashAttention-2's ``window_size=(left, right)``: query i sees keys i − left … i + right.
+    (2, 20) is wider than the short sequences on one side; (100, 100) covers every sequence
+    (the launcher then runs the full-attention kernel); 40 tokens span three 16-key blocks."""
+    lengths = [1, 17, 5, 40]
+    q, k, v = make_qkv(gen, sum(lengths), 2, 32, torch.float32, device)
+    got, want = run_both(q, k, v, lengths, gen=gen, window_size=window_size)
+    assert_close(got, want, TOL[torch.float32])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_window_low_precision(dtype, device, gen):
+    lengths = [1, 33, 9]
+    q, k, v = make_qkv(gen, sum(lengths), 2, 32, dtype, device)
+    got, want = run_both(q, k, v, lengths, gen=gen, window_size=(3, 5))
+    assert_close(got, want, TOL[dtype])
+
+
+def test_window_64_on_a_long_sequence(device, gen):
+    """ModernBERT's local layers, ``(64, 64)``, where the sequence is longer than the window plus
+    a block on both sides of the middle queries, so key and query blocks are skipped."""
+    lengths = [150, 1, 70]
+    q, k, v = make_qkv(gen, sum(lengths), 1, 16, torch.float32, device)
+    got, want = run_both(q, k, v, lengths, gen=gen, window_size=(64, 64))
+    assert_close(got, want, TOL[torch.float32])
+
+
+def test_window_skips_the_blocks_outside_it(device, gen):
+    """O(L · window), not O(L²): NaN in the middle of a long sequence, outside the window of the
+    first and last blocks of every loop, must not reach their out, dq, dk, dv. A kernel that
+    visited those blocks would multiply the NaN by its zero probabilities and get NaN."""
+    from fastbert.kernels.attention_blocks import backward_config, forward_config
+
+    left, right = 2, 3
+    fwd, bwd = forward_config(16, torch.float32, 512), backward_config(16, torch.float32, 512)
+    # How far the first blocks' results reach: dk, dv of keys [0, BLOCK_N1) read the queries up to
+    # BLOCK_N1 + left (rounded to BLOCK_M1), whose LSE the forward took from keys up to that + right
+    # (rounded to its blocks); every other read lies inside that.
+    reach = bwd["BLOCK_N1"] + bwd["BLOCK_M1"] + fwd["BLOCK_M"] + fwd["BLOCK_N"] + left + right
+    n = 128 * math.ceil((2 * reach + 64) / 128)  # a multiple of every block size: symmetric ends
+    assert forward_config(16, torch.float32, n) == fwd and backward_config(16, torch.float32, n) == bwd
+    q, k, v = (t.detach() for t in make_qkv(gen, n, 1, 16, torch.float32, device))
+    far = slice(reach, n - reach)
+    for t in (q, k, v):
+        t[far] = float("nan")
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    cu = make_cu([n], device)
+    out = varlen_attention(q, k, v, cu, n, window_size=(left, right))
+    dout = torch.randn(out.shape, generator=gen).to(out)
+    out.backward(dout)
+    q64, k64, v64 = (t.detach().double().nan_to_num(0.0).requires_grad_() for t in (q, k, v))
+    ref = varlen_attention_reference(q64, k64, v64, cu, n, window_size=(left, right))
+    ref.backward(dout.double())
+    for end in (lambda size: slice(0, size), lambda size: slice(n - size, n)):  # the first and last blocks
+        rows_out, rows_dq, rows_dkv = end(fwd["BLOCK_M"]), end(bwd["BLOCK_M2"]), end(bwd["BLOCK_N1"])
+        assert_close(
+            (out[rows_out], q.grad[rows_dq], k.grad[rows_dkv], v.grad[rows_dkv]),
+            (ref[rows_out], q64.grad[rows_dq], k64.grad[rows_dkv], v64.grad[rows_dkv]),
+            TOL[torch.float32],
+        )
+    assert torch.isnan(out[far]).any(), "the NaN did not even reach its own rows: the test is void"
+
+
+def test_window_that_covers_the_sequence_is_full_attention(device, gen):
+    """(-1, -1) is the default; a window with both sides ≥ L − 1 runs the same kernel, bit for bit."""
+    lengths = [1, 17, 5]
+    q, k, v = (t.detach() for t in make_qkv(gen, sum(lengths), 2, 32, torch.float32, device))
+    cu = make_cu(lengths, device)
+    full = varlen_attention(q, k, v, cu, 17)
+    for window_size in [(-1, -1), (16, 16), (-1, 1000), (2**40, 16)]:
+        assert torch.equal(varlen_attention(q, k, v, cu, 17, window_size=window_size), full), window_size
+    assert not torch.equal(varlen_attention(q, k, v, cu, 17, window_size=(15, 16)), full)
+
+
+def test_kernel_window_arguments():
+    from fastbert.kernels.attention_kernels import kernel_window
+
+    assert kernel_window(-1, -1, 100) == (100, 100, False)
+    assert kernel_window(64, 64, 100) == (64, 64, True)
+    assert kernel_window(99, 99, 100) == (99, 99, False)
+    assert kernel_window(2**40, 0, 100) == (100, 0, True)
+    assert kernel_window(-1, 3, 100) == (100, 3, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+def test_window_with_dropout_matches_reference_with_the_same_mask(dtype, device, gen):
+    """Masked-out scores get probability 0; the kept ones use the same Philox counter in both
+    passes, including for the key blocks that the window lets the query blocks skip."""
+    lengths = [1, 17, 40]
+    q, k, v = make_qkv(gen, sum(lengths), 2, 32, dtype, device)
+    seed = torch.randint(2**32, 2**62, (1,), generator=gen).to(device)
+    got, want = run_both(q, k, v, lengths, dropout_p=0.3, seed=seed, gen=gen, window_size=(4, 2))
+    assert_close(got, want, TOL[dtype])
+
+
+def test_padded_attention_with_window(device, gen):
+    """Positions count a row's real tokens: a mask with holes windows over the packed order."""
+    batch, seqlen, heads, head_dim = 3, 19, 2, 32
+    mask = torch.zeros(batch, seqlen, dtype=torch.bool)
+    mask[0, :11] = True
+    mask[1] = torch.rand(seqlen, generator=gen) < 0.6
+    mask[1, 3] = True
+    mask[2] = True
+    mask = mask.to(device)
+    q, k, v = (
+        torch.randn(batch, seqlen, heads, head_dim, generator=gen).to(device).requires_grad_()
+        for _ in range(3)
+    )
+    out = padded_attention(q, k, v, mask, window_size=(2, 3))
+    dout = torch.randn(out.shape, generator=gen).to(out)
+    out.backward(dout)
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    ref = padded_attention_reference(q64, k64, v64, mask, window_size=(2, 3))
+    ref.backward(dout.double())
+    assert_close((out, q.grad, k.grad, v.grad), (ref, q64.grad, k64.grad, v64.grad), TOL[torch.float32])
+    assert (out[~mask] == 0).all(), "padded query rows must be zero"
+    full = padded_attention_reference(q64, k64, v64, mask)
+    assert rel_err(out, full) > 1e-2, "the window changed nothing: the test is void"
+    no_mask = padded_attention_reference(q64, k64, v64, None, window_size=(2, 3))
+    assert_close((padded_attention(q, k, v, window_size=(2, 3)),), (no_mask,), TOL[torch.float32], ("out",))
+
+
+@pytest.mark.parametrize(
+    "window_size", [(-2, 0), (0, -5), (1,), (1, 2, 3), 5, (1.5, 2), (True, 1), "ab", None]
+)
+def test_bad_window_size_raises_a_clear_error(window_size, device):
+    q = torch.randn(5, 2, 32, device=device)
+    cu = torch.tensor([0, 5], dtype=torch.int32, device=device)
+    with pytest.raises(ValueError, match="window_size must be a pair of ints"):
+        varlen_attention(q, q, q, cu, 5, window_size=window_size)
+    with pytest.raises(ValueError, match="window_size"):
+        padded_attention(q[None], q[None], q[None], window_size=window_size)
+    with pytest.raises(ValueError, match="window_size"):
+        varlen_attention_reference(q, q, q, cu, window_size=window_size)
+    with pytest.raises(ValueError, match="window_size"):
+        padded_attention_reference(q[None], q[None], q[None], window_size=window_size)
+
+
 # ------------------------------------------------------------------ GPU only
-def _low_precision_case(gen, lengths, heads, head_dim, dtype, dropout_p=0.0):
+def _low_precision_case(gen, lengths, heads, head_dim, dtype, dropout_p=0.0, window_size=(-1, -1)):
     """Kernel error vs PyTorch's own error (same formula in ``dtype``), both against fp64."""
     device = "cuda"
     cu = make_cu(lengths, device)
     max_seqlen = max(lengths)
     q, k, v = make_qkv(gen, sum(lengths), heads, head_dim, dtype, device)
     seed = torch.randint(2**32, 2**62, (1,), generator=gen).to(device) if dropout_p else None
-    out = varlen_attention(q, k, v, cu, max_seqlen, dropout_p, seed=seed)
+    out = varlen_attention(q, k, v, cu, max_seqlen, dropout_p, window_size=window_size, seed=seed)
     dout = torch.randn(out.shape, generator=gen).to(out)
     got = (out, *torch.autograd.grad(out, (q, k, v), dout))
     mask = attention_dropout_mask(cu, heads, max_seqlen, dropout_p, seed) if dropout_p else None
     results = []
     for ref_dtype in (torch.float64, dtype):
         qr, kr, vr = (t.detach().to(ref_dtype).requires_grad_() for t in (q, k, v))
-        o = varlen_attention_reference(qr, kr, vr, cu, max_seqlen, dropout_p, dropout_mask=mask)
+        o = varlen_attention_reference(
+            qr, kr, vr, cu, max_seqlen, dropout_p, dropout_mask=mask, window_size=window_size
+        )
         results.append((o, *torch.autograd.grad(o, (qr, kr, vr), dout.to(ref_dtype))))
     ref, pt = results
     for name, g, r, p in zip(("out", "dq", "dk", "dv"), got, ref, pt, strict=True):
@@ -392,3 +542,12 @@ def test_gpu_padded_attention_matches_sdpa(gen):
     sdpa_err = (sdpa.double() - ref)[mask].abs().max().item()
     assert err <= 2 * sdpa_err + 1e-5, (err, sdpa_err)
     assert math.isfinite(err)
+
+
+@requires_cuda
+@pytest.mark.parametrize("window_size", [(64, 64), (0, -1)], ids=str)
+def test_gpu_window_error_within_twice_pytorch(window_size, gen):
+    """bf16 with ModernBERT's local window (64, 64) and a one-sided one, on lengths from 1 to
+    well past the blocks (so that blocks are skipped)."""
+    lengths = [*torch.randint(1, 700, (6,), generator=gen).tolist(), 1, 64, 129, 512, 1500]
+    _low_precision_case(gen, lengths, 4, 64, torch.bfloat16, window_size=window_size)
