@@ -231,7 +231,7 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
         ({"pad_token_id": None}, "pad_token_id"),
         ({"pad_token_id": 1000}, "pad_token_id"),
         ({"model_type": "bert"}, "model_type"),
-        ({"hidden_act": "swish"}, "hidden_act"),
+        ({"hidden_act": "swish-ish"}, "hidden_act"),
     ],
 )
 def test_bad_config_names_the_field(tmp_path: Path, change: dict[str, Any], field: str) -> None:

@@ -20,15 +20,14 @@ The padded ``forward`` unpads internally when ``config.unpad`` is true (the defa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastbert.model.activations import ACTIVATIONS
 from fastbert.model.attention import Attend, first_query_attention, packed_positions, padded_attention
 from fastbert.model.checkpoint import load_state_dict, read_config, read_config_file
 from fastbert.model.dropout import Dropout
@@ -67,9 +66,9 @@ class BertConfig:
                 f"{source}: position_embedding_type={config.position_embedding_type!r} is not supported "
                 "(only 'absolute')"
             )
-        if config.hidden_act not in _ACTIVATIONS:
+        if config.hidden_act not in ACTIVATIONS:
             raise ValueError(
-                f"{source}: hidden_act={config.hidden_act!r} is not one of {sorted(_ACTIVATIONS)}"
+                f"{source}: hidden_act={config.hidden_act!r} is not one of {sorted(ACTIVATIONS)}"
             )
         if config.hidden_size % config.num_attention_heads:
             raise ValueError(
@@ -93,14 +92,6 @@ class BertConfig:
         d = asdict(self)
         d.pop("unpad")
         return {"model_type": "bert", **d}
-
-
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,  # the exact erf form, as BERT and transformers use it
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-}
 
 
 class BertEmbeddings(nn.Module):
@@ -155,7 +146,7 @@ class BertIntermediate(nn.Module):
     def __init__(self, c: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
-        self.act = _ACTIVATIONS[c.hidden_act]
+        self.act = ACTIVATIONS[c.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.dense(x))
@@ -351,7 +342,7 @@ class BertPredictionHeadTransform(nn.Module):
         super().__init__()
         self.dense = nn.Linear(c.hidden_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.act = _ACTIVATIONS[c.hidden_act]
+        self.act = ACTIVATIONS[c.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.LayerNorm(self.act(self.dense(x)))

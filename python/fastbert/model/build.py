@@ -44,9 +44,27 @@ def build_model(cfg: FinetuneConfig, model_dir: Path, num_labels: int, load_weig
         unused = head.encoder.load_hf_state_dict(state, source=str(model_dir))
         if cfg.task == "mlm":
             _load_mlm_head(head, state, str(model_dir))
-        elif unused:
-            log.debug("unused checkpoint weights: %s", unused[:10])
+        else:
+            _load_pretrained_task_layers(head, state)
+            if unused:
+                log.debug("unused checkpoint weights: %s", unused[:10])
     return head
+
+
+def _load_pretrained_task_layers(head: Head, state: dict[str, torch.Tensor]) -> None:
+    """Task layers the checkpoint holds under the same name and shape, as transformers loads them
+    (ModernBERT's ``head``, pre-trained with its MLM decoder; DeBERTa's ``pooler`` in a
+    fine-tuned checkpoint), except the ``classifier``: its classes are the new task's."""
+    own = head.state_dict()
+    found = {
+        k: v
+        for k, v in state.items()
+        if k.split(".", 1)[0] in head.task_module_names
+        and not k.startswith("classifier.")
+        and k in own
+        and own[k].shape == v.shape
+    }
+    head.load_state_dict(found, strict=False)
 
 
 def check_max_length(cfg: FinetuneConfig, model_dir: Path) -> None:

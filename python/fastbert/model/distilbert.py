@@ -27,7 +27,6 @@ As in `fastbert.model.bert`, ``forward`` packs the real tokens (`PackedEncoder`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastbert.model.activations import ACTIVATIONS
 from fastbert.model.attention import Attend, first_query_attention, packed_positions, padded_attention
 from fastbert.model.bert import new_linear
 from fastbert.model.checkpoint import read_config_file
@@ -64,12 +64,6 @@ _ALIASES = {
     "attention_probs_dropout_prob": "attention_dropout",
 }
 
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,  # the exact erf form: transformers' GELUActivation
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-}
 
 #: Fields that must be positive integers (``n_layers`` may be 0: an encoder of embeddings only).
 _POSITIVE = ("vocab_size", "max_position_embeddings", "n_heads", "dim", "hidden_dim")
@@ -144,8 +138,8 @@ class DistilBertConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{source}: {name}={value!r} must be a probability in [0, 1)")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"{source}: activation={self.activation!r} is not one of {sorted(_ACTIVATIONS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"{source}: activation={self.activation!r} is not one of {sorted(ACTIVATIONS)}")
         if self.dim % self.n_heads:
             raise ValueError(f"{source}: dim {self.dim} is not a multiple of n_heads {self.n_heads}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
@@ -251,7 +245,7 @@ class FFN(nn.Module):
         self.dropout = Dropout(c.dropout)
         self.lin1 = nn.Linear(c.dim, c.hidden_dim)
         self.lin2 = nn.Linear(c.hidden_dim, c.dim)
-        self.activation = _ACTIVATIONS[c.activation]
+        self.activation = ACTIVATIONS[c.activation]
 
     def forward(self, x: Tensor) -> Tensor:
         # (..., H) -> (..., hidden_dim) -> (..., H)
@@ -419,7 +413,7 @@ class DistilBertMaskedLMHead(nn.Module):
 
     def __init__(self, c: DistilBertConfig, word_embeddings: nn.Embedding) -> None:
         super().__init__()
-        self.activation = _ACTIVATIONS[c.activation]
+        self.activation = ACTIVATIONS[c.activation]
         self.vocab_transform = new_linear(c.dim, c.dim, c.initializer_range)
         self.vocab_layer_norm = nn.LayerNorm(c.dim, eps=1e-12)
         self.vocab_projector = new_linear(c.dim, c.vocab_size, c.initializer_range)

@@ -11,16 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastbert.model.bert import BERT
+from fastbert.model.deberta import DEBERTA
 from fastbert.model.distilbert import DISTILBERT
 from fastbert.model.electra import ELECTRA
 from fastbert.model.family import Encoder, EncoderConfig, EncoderFamily
+from fastbert.model.modernbert import MODERNBERT
 from fastbert.model.roberta import ROBERTA
 
 __all__ = ["BERT", "FAMILIES", "Encoder", "EncoderConfig", "EncoderFamily", "family_of", "model_type_of"]
 
 #: The families fastbert implements, by ``model_type``.
 FAMILIES: dict[str, EncoderFamily] = {
-    model_type: family for family in (BERT, ROBERTA, DISTILBERT, ELECTRA) for model_type in family.model_types
+    model_type: family for family in (BERT, ROBERTA, DISTILBERT, ELECTRA, DEBERTA, MODERNBERT) for model_type in family.model_types
 }
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from fastbert.model.attention import Attend, VarlenAttention, repad_attention
+from fastbert.model.attention import Attend, VarlenAttention, Window, repad_attention
 
 __all__ = ["PackedBatch", "PackedEncoder", "pack_batch"]
 
@@ -126,16 +126,27 @@ class PackedEncoder(nn.Module):
         first = self.forward_packed(*packed[:5], first_token_only=True)  # (B, H)
         return self.pooler(first) if self.pooler is not None else first
 
-    def attention_for(self, cu_seqlens: Tensor, max_seqlen: int) -> Attend:
-        """Attention over packed ``(T, h, d)`` q, k, v: the kernel when one is set, else re-padding."""
+    def attention_for(self, cu_seqlens: Tensor, max_seqlen: int, window: Window | None = None) -> Attend:
+        """Attention over packed ``(T, h, d)`` q, k, v: the kernel when one is set, else re-padding.
+
+        ``window``: a sliding window ``(left, right)`` over the positions within each sequence
+        (ModernBERT's local layers), passed to the kernel as ``window_size``."""
         if self.attention_fn is None:
-            return repad_attention(cu_seqlens, max_seqlen)
+            return repad_attention(cu_seqlens, max_seqlen, window=window)
         kernel = self.attention_fn
 
-        def attend(q: Tensor, k: Tensor, v: Tensor, p: float) -> Tensor:
-            return kernel(q, k, v, cu_seqlens, max_seqlen, p)
+        if window is None:
 
-        return attend
+            def attend(q: Tensor, k: Tensor, v: Tensor, p: float) -> Tensor:
+                return kernel(q, k, v, cu_seqlens, max_seqlen, p)
+
+            return attend
+        band = window
+
+        def attend_window(q: Tensor, k: Tensor, v: Tensor, p: float) -> Tensor:
+            return kernel(q, k, v, cu_seqlens, max_seqlen, p, window_size=band)
+
+        return attend_window
 
     def run_layer(self, layer: nn.Module, *args: Any) -> Tensor:
         """``layer(*args)``, recomputed in the backward pass under gradient checkpointing."""
