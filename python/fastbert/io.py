@@ -111,6 +111,10 @@ def _write(ft: SavedModel, folder: Path) -> None:
     model = ft.model
     hf = model.encoder.config.to_hf_dict()
     hf["architectures"] = [model.family.class_name(hf["model_type"], cfg.task)]
+    if "classifier_pooling" in hf and cfg.task not in ("token", "mlm") and cfg.pooling != "attention":
+        # ModernBERT's sequence classifier pools as its config says (ModernBERT-base: "mean"):
+        # write what this model was trained with, so transformers predicts the same.
+        hf["classifier_pooling"] = cfg.pooling
     if cfg.task != "mlm":
         names = ft.label_names or ["LABEL_0"]
         hf["id2label"] = {str(i): n for i, n in enumerate(names)}

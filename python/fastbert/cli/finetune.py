@@ -120,7 +120,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--model",
         metavar="DIR",
-        help="Hugging Face BERT-family folder to start from (default: the packaged all-MiniLM-L6-v2)",
+        help=(
+            "Hugging Face checkpoint folder to start from: BERT, RoBERTa, XLM-R, DistilBERT, ELECTRA, "
+            "DeBERTa-v2/v3 or ModernBERT (default: the packaged all-MiniLM-L6-v2)"
+        ),
     )
     data.add_argument(
         "--out", metavar="DIR", help=f"where to save the model (default: ./{DEFAULT_OUT}); written atomically"
