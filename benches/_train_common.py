@@ -207,10 +207,15 @@ def _epoch_logger(tag: str) -> Any:
 
 
 def hf_sequence(
-    train: list[dict[str, Any]], dev: list[dict[str, Any]], hp: dict[str, Any], device: str
+    train: list[dict[str, Any]],
+    dev: list[dict[str, Any]],
+    hp: dict[str, Any],
+    device: str,
+    model: str | Path | None = None,
 ) -> dict[str, Any]:
     """``Trainer`` + ``AutoModelForSequenceClassification`` + ``DataCollatorWithPadding``
-    (``run_glue.py``'s recipe); dev accuracy of the final weights.
+    (``run_glue.py``'s recipe); dev accuracy of the final weights. ``model``: the checkpoint
+    folder (default `model_dir()`, the packaged MiniLM).
 
     Tokenization is one batched call of the fast tokenizer over the whole list (faster
     than ``datasets.map``, so the end-to-end time favours HF, not us)."""
@@ -224,13 +229,14 @@ def hf_sequence(
         Trainer,
     )
 
+    source = model if model is not None else model_dir()
     t0 = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(model_dir())
+    tok = AutoTokenizer.from_pretrained(source)
     t_tok = time.perf_counter()
     train_ds = _SeqDataset(tok, train, hp["max_length"])
     tokenize_s = time.perf_counter() - t_tok
     transformers.set_seed(hp["seed"])  # run_glue.py seeds before the head is initialised
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir(), num_labels=2, dtype=torch.float32)
+    net = AutoModelForSequenceClassification.from_pretrained(source, num_labels=2, dtype=torch.float32)
     steps = math.ceil(len(train) / hp["batch_size"]) * hp["epochs"]
     with tempfile.TemporaryDirectory() as out:
         args, kw = training_arguments(
@@ -243,7 +249,7 @@ def hf_sequence(
             device=device,
         )
         trainer = Trainer(
-            model=model,
+            model=net,
             args=args,
             train_dataset=train_ds,
             data_collator=DataCollatorWithPadding(tok),
@@ -407,10 +413,13 @@ def _timed(module: Any, name: str, into: list[tuple[float, float]]) -> Iterator[
         setattr(module, name, original)
 
 
-def _fastbert_run(train: Any, dev: Any, task: str, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _fastbert_run(
+    train: Any, dev: Any, task: str, options: dict[str, Any], model: str | Path | None = None
+) -> tuple[Any, dict[str, Any]]:
     """One ``fastbert.finetune`` call, with the time of its tokenization, its training call and
     its evaluations measured by wrapping ``fastbert.finetuning.featurize``, ``fastbert.finetuning.train``
-    and ``fastbert.finetuning.evaluate_on_dev``."""
+    and ``fastbert.finetuning.evaluate_on_dev``. ``model``: the checkpoint folder (default
+    `model_dir()`, the packaged MiniLM)."""
     import fastbert
     import fastbert.finetuning as api
 
@@ -423,7 +432,9 @@ def _fastbert_run(train: Any, dev: Any, task: str, options: dict[str, Any]) -> t
         _timed(api, "evaluate_on_dev", eval_t),
     ):
         t0 = time.perf_counter()
-        ft = fastbert.finetune(train, dev, task=task, model=model_dir(), **options)
+        ft = fastbert.finetune(
+            train, dev, task=task, model=model if model is not None else model_dir(), **options
+        )
         wall = time.perf_counter() - t0
     h = ft.history
     eval_wall = sum(w for w, _ in eval_t)
@@ -465,9 +476,12 @@ def _best_checkpoint(history: Any, key: str, select: str) -> float | None:
 
 
 def fastbert_sequence(
-    train: list[dict[str, Any]], dev: list[dict[str, Any]], options: dict[str, Any]
+    train: list[dict[str, Any]],
+    dev: list[dict[str, Any]],
+    options: dict[str, Any],
+    model: str | Path | None = None,
 ) -> dict[str, Any]:
-    ft, timing = _fastbert_run(train, dev, "classification", options)
+    ft, timing = _fastbert_run(train, dev, "classification", options, model)
     sel, _ = ft.config.resolved_metric()
     return {
         "score": float(ft.metrics["accuracy"]),

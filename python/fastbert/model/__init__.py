@@ -1,9 +1,13 @@
 """The model: our encoders (one module per family), task heads, LoRA, dropout, kernel dispatch.
 
-- `fastbert.model.bert`: the BERT encoder (`BertConfig`, `BertModel`), loading Hugging Face
-  checkpoints; `fastbert.model.attention`: the attention functions every family shares;
-- `fastbert.model.encoder`: what a head needs of an encoder, and the family registry;
-- `fastbert.model.heads`: sequence, token and masked-LM heads named as in ``transformers``;
+- one module per encoder family, loading Hugging Face checkpoints: `fastbert.model.bert`
+  (`BertConfig`, `BertModel`), `roberta` (RoBERTa, XLM-R), `distilbert`, `electra`, `deberta`
+  (DeBERTa-v2/v3, its config in `deberta_config`), `modernbert`;
+- `fastbert.model.family`: what a family module provides (`EncoderFamily`, `Encoder`);
+  `fastbert.model.encoder`: the registry by ``model_type``; `fastbert.model.packed`: the packed
+  forward pass every encoder shares; `fastbert.model.attention`, `fastbert.model.activations`:
+  attention and activation functions they share;
+- `fastbert.model.heads`: sequence, token and masked-LM task models named as in ``transformers``;
 - `fastbert.model.lora`: LoRA adapters (the merged and Triton paths are in `fastbert.kernels`);
 - `fastbert.model.dropout`: dropout whose CPU masks come from the Rust core;
 - `fastbert.model.kernel_dispatch`: where the Triton kernels take over on CUDA;
