@@ -22,7 +22,9 @@ __all__ = ["BERT", "FAMILIES", "Encoder", "EncoderConfig", "EncoderFamily", "fam
 
 #: The families fastbert implements, by ``model_type``.
 FAMILIES: dict[str, EncoderFamily] = {
-    model_type: family for family in (BERT, ROBERTA, DISTILBERT, ELECTRA, DEBERTA, MODERNBERT) for model_type in family.model_types
+    model_type: family
+    for family in (BERT, ROBERTA, DISTILBERT, ELECTRA, DEBERTA, MODERNBERT)
+    for model_type in family.model_types
 }
 
 
