@@ -264,3 +264,23 @@ def test_modernbert_mean_pooling_is_saved_as_its_classifier_pooling(
     with torch.no_grad():
         want = hf(**inputs).logits.numpy()
     np.testing.assert_allclose(ft.logits(texts), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize(
+    ("task", "long_text"),
+    [("classification", "head_tail"), ("classification", "chunk_mean_pool"), ("token", "chunk_vote")],
+)
+def test_long_text_policies_run_on_every_family(
+    checkpoints: dict[str, Path], model_type: str, task: str, long_text: str
+) -> None:
+    """Texts longer than ``max_length`` (16 tokens here) go through each policy on every family's
+    tokenizer and special tokens: training, and prediction for texts of any length."""
+    train, dev, texts, _ = task_data(task)
+    options = {**quick(task, "full"), "max_length": 16, "long_text": long_text}
+    ft = fastbert.finetune(train, dev, model=checkpoints[model_type], **options)
+    preds = ft.predict(texts)
+    assert len(preds) == len(texts)
+    if task == "token":  # a tag for every word, also past the first window
+        assert [len(p) for p in preds] == [len(words) for words in texts]
+        assert max(len(words) for words in texts) > 16
