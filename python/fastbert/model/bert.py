@@ -199,6 +199,9 @@ class BertEncoder(nn.Module):
 class BertModel(PackedEncoder):
     """BERT encoder with the module names of ``transformers.BertModel`` (so state dicts load as they are)."""
 
+    hf_prefix = "bert."
+    optional_weights = ("pooler.",)
+
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__()
         self.config = config
@@ -292,32 +295,6 @@ class BertModel(PackedEncoder):
         state = load_state_dict(folder)
         model.load_hf_state_dict(state, source=str(folder))
         return model
-
-    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-        """Load encoder weights from a ``BertModel`` or ``BertFor*`` state dict; returns unused keys."""
-        own = self.state_dict()
-        mapped: dict[str, Tensor] = {}
-        unused = []
-        for key, value in state.items():
-            k = key.removeprefix("bert.")
-            # Old TF-converted checkpoints call LayerNorm parameters gamma/beta.
-            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-            if k in own:
-                mapped[k] = value
-            else:
-                unused.append(key)
-        missing = [k for k in own if k not in mapped and not k.startswith("pooler.")]
-        if missing:
-            raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
-            )
-        for k, v in mapped.items():
-            if own[k].shape != v.shape:
-                raise ValueError(
-                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-                )
-        self.load_state_dict(mapped, strict=False)
-        return unused
 
 
 # ---------------------------------------------------------------------------- task layers

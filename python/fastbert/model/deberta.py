@@ -345,6 +345,8 @@ class DebertaV2Encoder(nn.Module):
 class DebertaV2Model(PackedEncoder):
     """DeBERTa-v2 / v3 encoder with the module names of ``transformers.DebertaV2Model``."""
 
+    hf_prefix = "deberta."
+
     def __init__(self, config: DebertaV2Config) -> None:
         super().__init__()
         self.config = config
@@ -389,30 +391,6 @@ class DebertaV2Model(PackedEncoder):
         if first_token_only and n == 0:
             return x[first]
         return x
-
-    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-        """Load encoder weights from a ``DebertaV2Model`` or ``DebertaV2For*`` state dict; returns unused keys."""
-        own = self.state_dict()
-        mapped: dict[str, Tensor] = {}
-        unused = []
-        for key, value in state.items():
-            k = key.removeprefix("deberta.")
-            if k in own:
-                mapped[k] = value
-            else:
-                unused.append(key)
-        missing = [k for k in own if k not in mapped]
-        if missing:
-            raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
-            )
-        for k, v in mapped.items():
-            if own[k].shape != v.shape:
-                raise ValueError(
-                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-                )
-        self.load_state_dict(mapped, strict=True)
-        return unused
 
 
 # ---------------------------------------------------------------------------- task layers

@@ -281,6 +281,8 @@ class Transformer(nn.Module):
 class DistilBertModel(PackedEncoder):
     """DistilBERT encoder with the module names of ``transformers.DistilBertModel``."""
 
+    hf_prefix = "distilbert."
+
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__()
         self.config = config
@@ -350,32 +352,6 @@ class DistilBertModel(PackedEncoder):
         if last is None:  # a model without layers
             return x[first]
         return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
-
-    # ------------------------------------------------------------------ loading
-    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-        """Load encoder weights from a ``DistilBertModel`` or ``DistilBertFor*`` state dict
-        (keys with or without ``distilbert.``); returns the unused keys."""
-        own = self.state_dict()
-        mapped: dict[str, Tensor] = {}
-        unused = []
-        for key, value in state.items():
-            k = key.removeprefix("distilbert.")
-            if k in own:
-                mapped[k] = value
-            else:
-                unused.append(key)
-        missing = [k for k in own if k not in mapped]
-        if missing:
-            raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
-            )
-        for k, v in mapped.items():
-            if own[k].shape != v.shape:
-                raise ValueError(
-                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-                )
-        self.load_state_dict(mapped)
-        return unused
 
 
 # ---------------------------------------------------------------------------- task layers

@@ -125,6 +125,8 @@ class ElectraConfig:
 class ElectraModel(PackedEncoder):
     """ELECTRA encoder with the module names of ``transformers.ElectraModel`` (state dicts load as they are)."""
 
+    hf_prefix = "electra."
+
     def __init__(self, config: ElectraConfig) -> None:
         super().__init__()
         self.config = config
@@ -215,38 +217,13 @@ class ElectraModel(PackedEncoder):
         return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
 
     # ------------------------------------------------------------------ loading
-    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-        """Load encoder weights from an ``ElectraModel`` or ``ElectraFor*`` state dict (keys with the
-        ``electra.`` prefix or without); returns the keys it did not use."""
-        own = self.state_dict()
-        mapped: dict[str, Tensor] = {}
-        unused = []
-        for key, value in state.items():
-            k = key.removeprefix("electra.")
-            # TF-converted checkpoints may call LayerNorm parameters gamma/beta.
-            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-            if k in own:
-                mapped[k] = value
-            else:
-                unused.append(key)
-        missing = [k for k in own if k not in mapped]
-        if missing:
-            hint = ""
-            if any(k.startswith("embeddings_project.") for k in missing):
-                hint = (
-                    f" (embedding_size {self.config.embedding_size} != hidden_size "
-                    f"{self.config.hidden_size} needs embeddings_project: is config.json this checkpoint's?)"
-                )
-            raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}{hint}"
-            )
-        for k, v in mapped.items():
-            if own[k].shape != v.shape:
-                raise ValueError(
-                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-                )
-        self.load_state_dict(mapped, strict=True)
-        return unused
+    def missing_weights_hint(self, missing: list[str]) -> str:
+        if not any(k.startswith("embeddings_project.") for k in missing):
+            return ""
+        return (
+            f" (embedding_size {self.config.embedding_size} != hidden_size "
+            f"{self.config.hidden_size} needs embeddings_project: is config.json this checkpoint's?)"
+        )
 
 
 # ---------------------------------------------------------------------------- task layers

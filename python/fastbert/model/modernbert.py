@@ -379,6 +379,8 @@ class ModernBertModel(PackedEncoder):
     """The encoder, with the module names of ``transformers.ModernBertModel`` (state dicts load as
     they are; its rotary embedding holds only non-persistent buffers, recomputed here)."""
 
+    hf_prefix = "model."
+
     def __init__(self, config: ModernBertConfig) -> None:
         super().__init__()
         self.config = config
@@ -432,31 +434,6 @@ class ModernBertModel(PackedEncoder):
                 attend_first = first_query_attention(cu_seqlens, max_seqlen, window=band)
                 x = self.run_layer(last, x, attend_first, *rope[last.local], first)  # (B, H)
         return self.final_norm(x)  # (T or B, H)
-
-    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-        """Load encoder weights from a ``ModernBertModel`` or ``ModernBertFor*`` state dict (keys
-        with the ``model.`` prefix or bare); returns the unused keys."""
-        own = self.state_dict()
-        mapped: dict[str, Tensor] = {}
-        unused = []
-        for key, value in state.items():
-            k = key.removeprefix("model.")
-            if k in own:
-                mapped[k] = value
-            else:
-                unused.append(key)
-        missing = [k for k in own if k not in mapped]
-        if missing:
-            raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
-            )
-        for k, v in mapped.items():
-            if own[k].shape != v.shape:
-                raise ValueError(
-                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-                )
-        self.load_state_dict(mapped, strict=True)
-        return unused
 
 
 # ---------------------------------------------------------------------------- task layers

@@ -69,6 +69,10 @@ class PackedEncoder(nn.Module):
 
     config: Any
     pooler: nn.Module | None
+    #: The encoder's prefix in transformers' task models' state dicts ("bert.", "roberta.", ...).
+    hf_prefix: str = ""
+    #: Weights a checkpoint may lack (BERT's pooler, which token and MLM checkpoints do not have).
+    optional_weights: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -159,3 +163,37 @@ class PackedEncoder(nn.Module):
             layer, *args, use_reentrant=False, preserve_rng_state=True
         )
         return out
+
+    # ------------------------------------------------------------------ loading
+    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
+        """Load the encoder's weights from a transformers state dict, of the base model (bare keys)
+        or of a task model (keys under `hf_prefix`); returns the keys it did not use (pooler,
+        task layers). A missing weight or a shape the config does not give raises, naming them."""
+        own = self.state_dict()
+        mapped: dict[str, Tensor] = {}
+        unused = []
+        for key, value in state.items():
+            k = key.removeprefix(self.hf_prefix)
+            # Old TF-converted checkpoints call LayerNorm parameters gamma/beta.
+            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+            if k in own:
+                mapped[k] = value
+            else:
+                unused.append(key)
+        missing = [k for k in own if k not in mapped and not k.startswith(self.optional_weights)]
+        if missing:
+            raise ValueError(
+                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
+                f"{self.missing_weights_hint(missing)}"
+            )
+        for k, v in mapped.items():
+            if own[k].shape != v.shape:
+                raise ValueError(
+                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
+                )
+        self.load_state_dict(mapped, strict=False)
+        return unused
+
+    def missing_weights_hint(self, missing: list[str]) -> str:
+        """What to add to the error for missing weights (a family may know why they are missing)."""
+        return ""

@@ -129,6 +129,8 @@ class RobertaModel(PackedEncoder):
     """The encoder, with the module names of ``transformers.RobertaModel`` (less its pooler, which
     the task models do not have)."""
 
+    hf_prefix = "roberta."
+
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__()
         self.config = config
@@ -168,31 +170,6 @@ class RobertaModel(PackedEncoder):
         if last is None:  # a model without layers
             return x[first]  # (B, H)
         return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
-
-    def load_hf_state_dict(self, state: dict[str, Tensor], source: str = "checkpoint") -> list[str]:
-        """Load the encoder from a ``RobertaModel``/``XLMRobertaModel`` or ``…For*`` state dict (keys
-        with or without ``roberta.``); returns the keys it did not use (pooler, task layers)."""
-        own = self.state_dict()
-        mapped: dict[str, Tensor] = {}
-        unused = []
-        for key, value in state.items():
-            k = key.removeprefix("roberta.")
-            if k in own:
-                mapped[k] = value
-            else:
-                unused.append(key)
-        missing = [k for k in own if k not in mapped]
-        if missing:
-            raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
-            )
-        for k, v in mapped.items():
-            if own[k].shape != v.shape:
-                raise ValueError(
-                    f"{source}: {k} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-                )
-        self.load_state_dict(mapped)
-        return unused
 
 
 # ---------------------------------------------------------------------------- task layers
