@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton's interpreter must be chosen before Triton is first imported (tests/kernels/conftest.py
+# says why). transformers imports Triton, and test folders collected before tests/kernels
+# (tests/families) import transformers: so the choice is made here, before any of them.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 # Data sets live beside the project, in ../shared/data (see its README.md).
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
