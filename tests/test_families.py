@@ -284,3 +284,41 @@ def test_long_text_policies_run_on_every_family(
     if task == "token":  # a tag for every word, also past the first window
         assert [len(p) for p in preds] == [len(words) for words in texts]
         assert max(len(words) for words in texts) > 16
+
+
+def test_deberta_v3_mlm_head_in_the_new_layout_is_used_or_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DeBERTa-v3's released checkpoints keep their MLM head as ``lm_predictions.*``, which
+    transformers reads only under ``"legacy": false``: with it the head loads; without it the
+    warning says how to use it."""
+    import logging
+
+    from family_checkpoints import hf_config
+    from family_tokenizers import write_tokenizer
+    from transformers import AutoModelForMaskedLM
+
+    from fastbert.config import FinetuneConfig
+    from fastbert.model.build import build_model
+
+    write_tokenizer(tmp_path, "deberta-unigram")
+    vocab = fastbert.Tokenizer.from_pretrained(tmp_path).vocab_size
+    config = hf_config("deberta-v2", vocab, {"pad": 0, "cls": 1, "sep": 2}, legacy=False)
+    torch.manual_seed(0)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path)
+    cfg = FinetuneConfig(task="mlm")
+    with caplog.at_level(logging.WARNING, logger="fastbert"):
+        model = build_model(cfg, tmp_path, num_labels=0)
+    assert not caplog.records
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "model.safetensors"))
+    key = "lm_predictions.lm_head.dense.weight"
+    assert torch.equal(model.state_dict()[key], saved[key])
+
+    settings = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    settings["legacy"] = True
+    (tmp_path / "config.json").write_text(json.dumps(settings), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="fastbert"):
+        build_model(cfg, tmp_path, num_labels=0)
+    assert '"legacy": false' in caplog.text

@@ -92,11 +92,20 @@ def _load_mlm_head(head: Head, state: dict[str, torch.Tensor], source: str) -> N
     head.load_state_dict(found, strict=False)
     missing = sorted(set(wanted) - set(found))
     if missing:
+        hint = ""
+        if (
+            any(k.startswith("lm_predictions.") for k in state)
+            and "lm_predictions" not in head.task_module_names
+        ):
+            # DeBERTa-v3's released checkpoints keep their MLM head in the new layout, which
+            # transformers reads only under "legacy": false (its default is the old layout).
+            hint = '; it has one as lm_predictions.*: set "legacy": false in its config.json to use it'
         log.warning(
             "%s has no masked-language-model head (%s): it starts from random weights, so the first "
-            "steps of MLM training mostly fit the head (the decoder is tied to the word embeddings)",
+            "steps of MLM training mostly fit the head (the decoder is tied to the word embeddings)%s",
             source,
             ", ".join(missing),
+            hint,
         )
 
 
