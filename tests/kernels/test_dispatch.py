@@ -68,3 +68,53 @@ def test_disable_kernels_gives_the_model_back_to_pytorch() -> None:
     kernel_dispatch.disable_kernels(net)
     assert net.encoder.attention_fn is None
     assert not any(m.fused for m in adapters)
+
+
+@pytest.mark.parametrize("model_type", ["roberta", "distilbert", "electra", "deberta-v2", "modernbert"])
+def test_every_family_runs_on_the_kernels_as_on_the_pytorch_path(
+    model_type: str, device: str, gen: torch.Generator
+) -> None:
+    """The attention kernel takes the attention of every family whose attention is plain
+    dot-product (ModernBERT's local layers with its window); DeBERTa's stays in PyTorch. Logits
+    and gradients are those of the PyTorch path, with attention-probability dropout off."""
+    from family_checkpoints import hf_config
+
+    from fastbert.model.encoder import FAMILIES
+
+    family = FAMILIES[model_type]
+    raw = hf_config(
+        model_type,
+        100,
+        {"pad": 0, "cls": 1, "sep": 2},
+        hidden_size=32,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=40,
+        local_attention=4,  # ModernBERT: a window of ±2 inside 11-token sequences
+        dim=32,  # DistilBERT's names
+        n_heads=2,
+        hidden_dim=48,
+        embedding_size=16,  # ELECTRA: the projection too
+    ).to_dict()
+    raw.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, seq_classif_dropout=0.0)
+    config = family.read_config(raw, model_type)
+    torch.manual_seed(0)
+    net = SequenceClassifier(config, num_labels=3, family=family).to(device).train()
+    ids = torch.randint(3, 100, (3, 11), generator=gen).to(device)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 1:] = 0
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net.zero_grad()
+        logits = net(ids, mask)
+        logits.square().sum().backward()
+        return logits.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    want, want_grads = run()
+    switched = kernel_dispatch.enable_kernels(net)
+    assert ("attention" in switched) == family.kernel_attention
+    got, got_grads = run()
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(g, w, atol=2e-5, rtol=1e-4)
