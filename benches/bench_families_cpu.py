@@ -145,8 +145,8 @@ def build(folder: Path, model_type: str, vocab_size: int) -> dict[str, Any]:
         ftok.training_lines = original
     tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     names = {"pad": ("[PAD]", "<pad>"), "cls": ("[CLS]", "<s>"), "sep": ("[SEP]", "</s>")}
-    specials = {role: fc._token_id(tokenizer, n) for role, n in names.items()}
-    vocab = fc._vocab_size(tokenizer)
+    specials = {role: fc.added_token_id(tokenizer, n) for role, n in names.items()}
+    vocab = fc.vocab_size_of(tokenizer)
     torch.manual_seed(SEED)
     model = AutoModelForMaskedLM.from_config(
         fc.hf_config(model_type, vocab, specials, **overrides(model_type))

@@ -15,7 +15,14 @@ from typing import Any
 
 from family_tokenizers import write_tokenizer
 
-__all__ = ["MODEL_TYPES", "TOKENIZER_STYLE", "hf_config", "write_checkpoint"]
+__all__ = [
+    "MODEL_TYPES",
+    "TOKENIZER_STYLE",
+    "added_token_id",
+    "hf_config",
+    "vocab_size_of",
+    "write_checkpoint",
+]
 
 #: The tokenizer kind each family ships with.
 TOKENIZER_STYLE = {
@@ -86,9 +93,9 @@ def write_checkpoint(folder: Path, model_type: str, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_tokenizer(folder, TOKENIZER_STYLE[model_type])
     tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-    vocab_size = _vocab_size(tokenizer)
+    vocab_size = vocab_size_of(tokenizer)
     specials = {
-        role: _token_id(tokenizer, names)
+        role: added_token_id(tokenizer, names)
         for role, names in {
             "pad": ("[PAD]", "<pad>"),
             "cls": ("[CLS]", "<s>"),
@@ -101,14 +108,14 @@ def write_checkpoint(folder: Path, model_type: str, seed: int = 0) -> Path:
     return folder
 
 
-def _vocab_size(tokenizer: dict[str, Any]) -> int:
+def vocab_size_of(tokenizer: dict[str, Any]) -> int:
     vocab = tokenizer["model"]["vocab"]  # {token: id} (WordPiece, BPE) or [[piece, score], ...] (Unigram)
     ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
     ids += [t["id"] for t in tokenizer.get("added_tokens", [])]
     return max(ids) + 1
 
 
-def _token_id(tokenizer: dict[str, Any], names: tuple[str, ...]) -> int:
+def added_token_id(tokenizer: dict[str, Any], names: tuple[str, ...]) -> int:
     for token in tokenizer.get("added_tokens", []):
         if token["content"] in names:
             return int(token["id"])
