@@ -109,6 +109,7 @@ def write_checkpoint(folder: Path, model_type: str, seed: int = 0) -> Path:
 
 
 def vocab_size_of(tokenizer: dict[str, Any]) -> int:
+    """The embedding rows a ``tokenizer.json`` (as a dict) needs: its largest id + 1, added tokens included."""
     vocab = tokenizer["model"]["vocab"]  # {token: id} (WordPiece, BPE) or [[piece, score], ...] (Unigram)
     ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
     ids += [t["id"] for t in tokenizer.get("added_tokens", [])]
@@ -116,6 +117,7 @@ def vocab_size_of(tokenizer: dict[str, Any]) -> int:
 
 
 def added_token_id(tokenizer: dict[str, Any], names: tuple[str, ...]) -> int:
+    """The id of the first of ``names`` among a ``tokenizer.json``'s added tokens (``[PAD]`` or ``<pad>``)."""
     for token in tokenizer.get("added_tokens", []):
         if token["content"] in names:
             return int(token["id"])
