@@ -39,7 +39,7 @@ def fastbert_cli(*args: str, cwd: Path, **kw: Any) -> subprocess.CompletedProces
 
 def test_max_length_above_the_model_s_positions_is_refused_before_training(tiny_model: Path) -> None:
     # Training took --max-length 100000, and predicting on a long text then raised IndexError.
-    with pytest.raises(ValueError, match=r"max_length 100000 is more than the 512 positions of the model"):
+    with pytest.raises(ValueError, match=r"max_length 100000 is more than the 512 tokens the model takes"):
         fastbert.finetune(rows(), task="classification", model=tiny_model, **quick(max_length=100_000))
 
 

@@ -322,3 +322,12 @@ def test_deberta_v3_mlm_head_in_the_new_layout_is_used_or_named(
     with caplog.at_level(logging.WARNING, logger="fastbert"):
         build_model(cfg, tmp_path, num_labels=0)
     assert '"legacy": false' in caplog.text
+
+
+def test_roberta_max_length_counts_the_positions_it_keeps_apart(checkpoints: dict[str, Path]) -> None:
+    """RoBERTa's positions start after the padding index: 130 positions take 128 tokens."""
+    train, dev, _, _ = task_data("classification")
+    with pytest.raises(ValueError, match=r"more than the 128 tokens .*130 .* RoBERTa keeps 2 apart"):
+        fastbert.finetune(
+            train, dev, model=checkpoints["roberta"], **{**quick("classification", "full"), "max_length": 129}
+        )

@@ -73,12 +73,14 @@ def check_max_length(cfg: FinetuneConfig, model_dir: Path) -> None:
     config = read_config(model_dir)
     family = family_of(config, str(model_dir / "config.json"))
     encoder_config = family.read_config(config, str(model_dir / "config.json"))
-    limit = encoder_config.max_tokens
+    limit, positions = encoder_config.max_tokens, encoder_config.max_position_embeddings
     if cfg.max_length > limit:
+        # RoBERTa's positions start after the padding index: it takes fewer tokens than it has positions.
+        reserved = f", of which {family.name} keeps {positions - limit} apart" if positions != limit else ""
         raise ValueError(
             f"max_length {cfg.max_length} is more than the {limit} tokens the model takes "
-            f"(max_position_embeddings {encoder_config.max_position_embeddings} in "
-            f"{model_dir / 'config.json'}); use at most {limit}"
+            f"(max_position_embeddings {positions} in {model_dir / 'config.json'}{reserved}); "
+            f"use at most {limit}"
         )
 
 
