@@ -194,8 +194,11 @@ def test_first_token_path_and_checkpointing_give_the_same_outputs_and_gradients(
     torch.testing.assert_close(first, full[:, 0], rtol=0, atol=ATOL, msg=f"seed {seed}")
     assert got_first.keys() == want_first.keys()
     for name in want_first:
+        # The two paths sum in different orders: fp32 rounding of a gradient scales with its
+        # largest entries (seed 9166: 1.9e-6 on entries up to 5.2), so atol does too.
+        scale = max(1.0, float(want_first[name].abs().max()))
         torch.testing.assert_close(
-            got_first[name], want_first[name], rtol=1e-4, atol=1e-6, msg=f"{name}, seed {seed}"
+            got_first[name], want_first[name], rtol=1e-4, atol=1e-6 * scale, msg=f"{name}, seed {seed}"
         )
     model.gradient_checkpointing = True
     again = model(ids, mask)[0]
