@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from fastbert.model.activations import ACTIVATIONS
-from fastbert.model.attention import Attend, first_query_attention, packed_positions, padded_attention
+from fastbert.model.attention import Attend, packed_positions, padded_attention
 from fastbert.model.checkpoint import load_state_dict, read_config, read_config_file
 from fastbert.model.dropout import Dropout
 from fastbert.model.family import EncoderFamily
@@ -215,27 +215,16 @@ class BertModel(PackedEncoder):
         return self.encoder.layer
 
     # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """input_ids, attention_mask, token_type_ids: (B, L). Returns (last_hidden (B, L, H), pooled (B, H))."""
-        if self.config.unpad:
-            return super().forward(input_ids, attention_mask, token_type_ids)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+    def forward_padded(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        """(B, L) → (B, L, H), every layer on the padded batch (``config.unpad`` false): the readable
+        reference the packed path is tested against."""
         bsz, length = input_ids.shape
         position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length)
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, L, H)
         attend = padded_attention(attention_mask)
         for layer in self.encoder.layer:
-            x = self.run_layer(layer, x, attend, None)
-        pooled = self.pooler(x[:, 0]) if self.pooler is not None else None
-        return x, pooled
+            x = self.run_layer(layer, x, attend, None)  # (B, L, H)
+        return x
 
     def pooled_output(
         self,
@@ -246,11 +235,7 @@ class BertModel(PackedEncoder):
         """The pooler's output alone, (B, H): what [CLS] pooling classifies (`PackedEncoder.pooled_output`)."""
         if self.pooler is None:
             raise ValueError("this BertModel has no pooling layer")
-        if self.config.unpad:
-            return super().pooled_output(input_ids, attention_mask, token_type_ids)
-        pooled = self.forward(input_ids, attention_mask, token_type_ids)[1]
-        assert pooled is not None  # this model has a pooler (checked above)
-        return pooled
+        return super().pooled_output(input_ids, attention_mask, token_type_ids)
 
     def forward_packed(
         self,
@@ -270,16 +255,7 @@ class BertModel(PackedEncoder):
             position_ids = packed_positions(cu_seqlens, input_ids.numel())
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (T, H)
         attend = self.attention_for(cu_seqlens, max_seqlen)
-        layers = list(self.encoder.layer)
-        last = layers.pop() if first_token_only and layers else None
-        for layer in layers:
-            x = self.run_layer(layer, x, attend, None)
-        if not first_token_only:
-            return x
-        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
-        if last is None:  # a model without layers
-            return x[first]
-        return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)
+        return self.run_layers(self.encoder.layer, x, attend, cu_seqlens, max_seqlen, first_token_only)
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastbert.model.activations import ACTIVATIONS
-from fastbert.model.attention import Attend, first_query_attention, packed_positions, padded_attention
+from fastbert.model.attention import Attend, packed_positions, padded_attention
 from fastbert.model.bert import new_linear
 from fastbert.model.checkpoint import read_config_file
 from fastbert.model.dropout import Dropout
@@ -295,36 +295,16 @@ class DistilBertModel(PackedEncoder):
         return self.transformer.layer
 
     # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """input_ids, attention_mask: (B, L); token_type_ids ignored (DistilBERT has none).
-        Returns (last hidden state (B, L, H), ``None``: there is no pooler)."""
-        if self.config.unpad:
-            return super().forward(input_ids, attention_mask, token_type_ids)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+    def forward_padded(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        """(B, L) → (B, L, H), every layer on the padded batch (``config.unpad`` false); token types
+        are ignored (DistilBERT has none)."""
         bsz, length = input_ids.shape
         position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length)  # (B, L)
         x = self.embeddings(input_ids, position_ids)  # (B, L, H)
         attend = padded_attention(attention_mask)
         for layer in self.transformer.layer:
             x = self.run_layer(layer, x, attend, None)  # (B, L, H)
-        return x, None
-
-    def pooled_output(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> Tensor:
-        """(B, H): the first token's last hidden state, what the sequence head reads."""
-        if self.config.unpad:
-            return super().pooled_output(input_ids, attention_mask, token_type_ids)
-        return self.forward(input_ids, attention_mask, token_type_ids)[0][:, 0]
+        return x
 
     def forward_packed(
         self,
@@ -342,16 +322,7 @@ class DistilBertModel(PackedEncoder):
             position_ids = packed_positions(cu_seqlens, input_ids.numel())
         x = self.embeddings(input_ids, position_ids)  # (T, H)
         attend = self.attention_for(cu_seqlens, max_seqlen)
-        layers = list(self.transformer.layer)
-        last = layers.pop() if first_token_only and layers else None
-        for layer in layers:
-            x = self.run_layer(layer, x, attend, None)  # (T, H)
-        if not first_token_only:
-            return x
-        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
-        if last is None:  # a model without layers
-            return x[first]
-        return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
+        return self.run_layers(self.transformer.layer, x, attend, cu_seqlens, max_seqlen, first_token_only)
 
 
 # ---------------------------------------------------------------------------- task layers

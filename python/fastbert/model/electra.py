@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastbert.model.attention import Attend, first_query_attention, packed_positions, padded_attention
+from fastbert.model.attention import packed_positions, padded_attention
 from fastbert.model.bert import BertConfig, BertEmbeddings, BertEncoder, new_linear
 from fastbert.model.dropout import Dropout
 from fastbert.model.family import EncoderFamily
@@ -152,39 +152,16 @@ class ElectraModel(PackedEncoder):
         return x
 
     # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
-        """input_ids, attention_mask, token_type_ids: (B, L). Returns (last_hidden (B, L, H), ``None``)."""
-        if self.config.unpad:
-            return super().forward(input_ids, attention_mask, token_type_ids)
-        # The padded path: every layer runs on (B, L, H), padding included. Slower; kept as the
-        # plain reference the packed path is tested against.
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+    def forward_padded(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        """(B, L) → (B, L, H), every layer on the padded batch, padding included (``config.unpad``
+        false). Slower; kept as the plain reference the packed path is tested against."""
         bsz, length = input_ids.shape
         position_ids = torch.arange(length, device=input_ids.device).expand(bsz, length)
         x = self.embed(input_ids, token_type_ids, position_ids)  # (B, L, H)
         attend = padded_attention(attention_mask)
         for layer in self.encoder.layer:
             x = self.run_layer(layer, x, attend, None)  # (B, L, H)
-        return x, None
-
-    def pooled_output(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        token_type_ids: Tensor | None = None,
-    ) -> Tensor:
-        """(B, H): the first token's last hidden state, what ``ElectraClassificationHead`` reads."""
-        if self.config.unpad:
-            return super().pooled_output(input_ids, attention_mask, token_type_ids)
-        return self.forward(input_ids, attention_mask, token_type_ids)[0][:, 0]
+        return x
 
     def forward_packed(
         self,
@@ -203,18 +180,8 @@ class ElectraModel(PackedEncoder):
         if position_ids is None:
             position_ids = packed_positions(cu_seqlens, input_ids.numel())
         x = self.embed(input_ids, token_type_ids, position_ids)  # (T, H)
-        attend: Attend = self.attention_for(cu_seqlens, max_seqlen)
-        layers = list(self.encoder.layer)
-        last = layers.pop() if first_token_only and layers else None
-        for layer in layers:
-            x = self.run_layer(layer, x, attend, None)  # (T, H)
-        if not first_token_only:
-            return x
-        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
-        if last is None:  # a model without layers
-            return x[first]
-        # Keys and values from every token, queries and feed-forward for the first rows only.
-        return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
+        attend = self.attention_for(cu_seqlens, max_seqlen)
+        return self.run_layers(self.encoder.layer, x, attend, cu_seqlens, max_seqlen, first_token_only)
 
     # ------------------------------------------------------------------ loading
     def missing_weights_hint(self, missing: list[str]) -> str:

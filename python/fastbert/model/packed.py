@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from fastbert.model.attention import Attend, VarlenAttention, Window, repad_attention
+from fastbert.model.attention import Attend, VarlenAttention, Window, first_query_attention, repad_attention
 
 __all__ = ["PackedBatch", "PackedEncoder", "pack_batch"]
 
@@ -105,14 +105,27 @@ class PackedEncoder(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        if getattr(self.config, "unpad", True):
+            hidden = self.forward_unpadded(input_ids, attention_mask, token_type_ids)
+        else:
+            hidden = self.forward_padded(input_ids, attention_mask, token_type_ids)
+        pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else None
+        return hidden, pooled
+
+    def forward_unpadded(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        """(B, L) → (B, L, H) through `forward_packed`: only the real tokens are computed."""
         bsz, length = input_ids.shape
         packed = pack_batch(input_ids, attention_mask, token_type_ids)
         x = self.forward_packed(*packed[:5])  # (T, H)
         hidden = x.new_zeros(bsz * length, x.shape[-1])
         hidden[packed.slots] = x
-        hidden = hidden.view(bsz, length, -1)  # (B, L, H)
-        pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else None
-        return hidden, pooled
+        return hidden.view(bsz, length, -1)  # (B, L, H)
+
+    def forward_padded(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor) -> Tensor:
+        """(B, L) → (B, L, H) with every layer on the padded batch (``config.unpad`` false): the
+        plain reference path some families keep (BERT, DistilBERT, ELECTRA); the others run the
+        packed one."""
+        return self.forward_unpadded(input_ids, attention_mask, token_type_ids)
 
     def pooled_output(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
@@ -126,9 +139,36 @@ class PackedEncoder(nn.Module):
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
+        if not getattr(self.config, "unpad", True):
+            hidden, pooled = self.forward(input_ids, attention_mask, token_type_ids)
+            return hidden[:, 0] if pooled is None else pooled
         packed = pack_batch(input_ids, attention_mask, token_type_ids)
         first = self.forward_packed(*packed[:5], first_token_only=True)  # (B, H)
         return self.pooler(first) if self.pooler is not None else first
+
+    def run_layers(
+        self,
+        layers: nn.ModuleList,
+        x: Tensor,
+        attend: Attend,
+        cu_seqlens: Tensor,
+        max_seqlen: int,
+        first_token_only: bool = False,
+    ) -> Tensor:
+        """Layers called as ``layer(x, attend, rows)`` (BERT's, and those of the families built like
+        it) over packed ``x`` (T, H): returns (T, H), or with ``first_token_only`` the (B, H) rows of
+        each sequence's first token. The last layer then computes queries, attention output and
+        feed-forward for those rows only; keys and values still come from every token."""
+        stack = list(layers)
+        last = stack.pop() if first_token_only and stack else None
+        for layer in stack:
+            x = self.run_layer(layer, x, attend, None)  # (T, H)
+        if not first_token_only:
+            return x
+        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
+        if last is None:  # a model without layers
+            return x[first]  # (B, H)
+        return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
 
     def attention_for(self, cu_seqlens: Tensor, max_seqlen: int, window: Window | None = None) -> Attend:
         """Attention over packed ``(T, h, d)`` q, k, v: the kernel when one is set, else re-padding.

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fastbert.model.attention import first_query_attention, packed_positions
+from fastbert.model.attention import packed_positions
 from fastbert.model.bert import BertConfig, BertEmbeddings, BertEncoder, new_linear
 from fastbert.model.dropout import Dropout
 from fastbert.model.family import EncoderFamily
@@ -158,18 +158,7 @@ class RobertaModel(PackedEncoder):
             position_ids = packed_positions(cu_seqlens, input_ids.numel())  # (T,) from 0
         x = self.embeddings(input_ids, None, position_ids)  # (T, H)
         attend = self.attention_for(cu_seqlens, max_seqlen)
-        layers = list(self.encoder.layer)
-        # The sequence head reads the first token only: the last layer then computes its queries,
-        # attention output and feed-forward for those B rows (keys and values still for all T).
-        last = layers.pop() if first_token_only and layers else None
-        for layer in layers:
-            x = self.run_layer(layer, x, attend, None)  # (T, H)
-        if not first_token_only:
-            return x
-        first = cu_seqlens[:-1].long()  # (B,) packed row of each sequence's first token
-        if last is None:  # a model without layers
-            return x[first]  # (B, H)
-        return self.run_layer(last, x, first_query_attention(cu_seqlens, max_seqlen), first)  # (B, H)
+        return self.run_layers(self.encoder.layer, x, attend, cu_seqlens, max_seqlen, first_token_only)
 
 
 # ---------------------------------------------------------------------------- task layers
