@@ -8,6 +8,7 @@
   forward pass every encoder shares; `fastbert.model.attention`, `fastbert.model.activations`:
   attention and activation functions they share;
 - `fastbert.model.heads`: sequence, token and masked-LM task models named as in ``transformers``;
+  `fastbert.model.task_layers`: the task layers several families share;
 - `fastbert.model.lora`: LoRA adapters (the merged and Triton paths are in `fastbert.kernels`);
 - `fastbert.model.dropout`: dropout whose CPU masks come from the Rust core;
 - `fastbert.model.kernel_dispatch`: where the Triton kernels take over on CUDA;

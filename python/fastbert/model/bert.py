@@ -33,8 +33,9 @@ from fastbert.model.checkpoint import load_state_dict, read_config, read_config_
 from fastbert.model.dropout import Dropout
 from fastbert.model.family import EncoderFamily
 from fastbert.model.packed import PackedEncoder
+from fastbert.model.task_layers import dropout_classifier
 
-__all__ = ["BERT", "BertConfig", "BertMaskedLMHead", "BertModel", "BertSequenceHead", "BertTokenHead"]
+__all__ = ["BERT", "BertConfig", "BertMaskedLMHead", "BertModel", "bert_classifier"]
 
 
 @dataclass
@@ -274,20 +275,12 @@ class BertModel(PackedEncoder):
 
 
 # ---------------------------------------------------------------------------- task layers
-class BertSequenceHead(nn.Module):
-    """``BertForSequenceClassification`` over the pooler: dropout → classifier."""
-
-    def __init__(self, c: BertConfig, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.dropout = Dropout(c.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = new_linear(c.hidden_size, num_labels)
-
-    def forward(self, pooled: Tensor) -> Tensor:
-        return self.classifier(self.dropout(pooled))  # (B, H) -> (B, num_labels)
-
-
-class BertTokenHead(BertSequenceHead):
-    """``BertForTokenClassification``: dropout → classifier on every token, (B, L, H) -> (B, L, n)."""
+def bert_classifier(c: BertConfig, num_labels: int, dropout: float | None = None) -> nn.Sequential:
+    """``BertFor{Sequence,Token}Classification``: dropout → classifier, over the pooler's output
+    (B, H) or every token (B, L, H)."""
+    return dropout_classifier(
+        c.hidden_size, num_labels, c.hidden_dropout_prob if dropout is None else dropout
+    )
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -332,21 +325,13 @@ class BertMaskedLMHead(nn.Module):
         return self.cls.predictions(hidden)  # (B, L, H) -> (B, L, vocab)
 
 
-def new_linear(in_features: int, out_features: int, std: float = 0.02) -> nn.Linear:
-    """A new head layer, initialised as transformers does: N(0, ``initializer_range``) weights, zero bias."""
-    layer = nn.Linear(in_features, out_features)
-    nn.init.normal_(layer.weight, std=std)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 BERT = EncoderFamily(
     name="BERT",
     model_types={"bert": "Bert"},
     prefix="bert",
     read_config=BertConfig.from_dict,
     build=lambda config, pooler: BertModel(config, add_pooling_layer=pooler),
-    sequence_head=BertSequenceHead,
-    token_head=BertTokenHead,
+    sequence_head=bert_classifier,
+    token_head=bert_classifier,
     masked_lm_head=BertMaskedLMHead,
 )

@@ -34,11 +34,11 @@ from torch import Tensor, nn
 
 from fastbert.model.activations import ACTIVATIONS
 from fastbert.model.attention import Attend, Repadder, first_query_attention, packed_positions
-from fastbert.model.bert import new_linear
 from fastbert.model.deberta_config import DebertaV2Config
 from fastbert.model.dropout import Dropout, dropout, fast_dropout_applies
 from fastbert.model.family import EncoderFamily
 from fastbert.model.packed import PackedEncoder
+from fastbert.model.task_layers import dropout_classifier, new_linear
 
 __all__ = [
     "DEBERTA",
@@ -46,7 +46,6 @@ __all__ = [
     "DebertaV2MaskedLMHead",
     "DebertaV2Model",
     "DebertaV2SequenceHead",
-    "DebertaV2TokenHead",
     "disentangled_bias",
     "relative_positions",
 ]
@@ -431,16 +430,10 @@ class DebertaV2SequenceHead(nn.Module):
         return self.classifier(self.dropout(self.pooler(first_token)))  # (B, H) -> (B, num_labels)
 
 
-class DebertaV2TokenHead(nn.Module):
+def deberta_token_head(c: DebertaV2Config, num_labels: int, dropout: float | None = None) -> nn.Sequential:
     """``DebertaV2ForTokenClassification``: dropout → classifier on every token, (B, L, H) -> (B, L, n)."""
-
-    def __init__(self, c: DebertaV2Config, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.dropout = Dropout(c.hidden_dropout_prob if dropout is None else dropout)
-        self.classifier = new_linear(c.hidden_size, num_labels, c.initializer_range)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return self.classifier(self.dropout(hidden))
+    p = c.hidden_dropout_prob if dropout is None else dropout
+    return dropout_classifier(c.hidden_size, num_labels, p, c.initializer_range)
 
 
 class LegacyPredictionHeadTransform(nn.Module):
@@ -528,7 +521,7 @@ DEBERTA = EncoderFamily(
     read_config=DebertaV2Config.from_dict,
     build=lambda config, pooler: DebertaV2Model(config),
     sequence_head=DebertaV2SequenceHead,
-    token_head=DebertaV2TokenHead,
+    token_head=deberta_token_head,
     masked_lm_head=DebertaV2MaskedLMHead,
     lora_targets=("query_proj", "value_proj"),
     # The relative-position bias depends on both positions: attention re-pads and runs in PyTorch.

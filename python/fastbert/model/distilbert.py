@@ -37,11 +37,11 @@ from torch import Tensor, nn
 
 from fastbert.model.activations import ACTIVATIONS
 from fastbert.model.attention import Attend, packed_positions, padded_attention
-from fastbert.model.bert import new_linear
 from fastbert.model.checkpoint import read_config_file
 from fastbert.model.dropout import Dropout
 from fastbert.model.family import EncoderFamily
 from fastbert.model.packed import PackedEncoder
+from fastbert.model.task_layers import dropout_classifier, new_linear
 
 __all__ = [
     "DISTILBERT",
@@ -49,7 +49,6 @@ __all__ = [
     "DistilBertMaskedLMHead",
     "DistilBertModel",
     "DistilBertSequenceHead",
-    "DistilBertTokenHead",
     "sinusoidal_positions",
 ]
 
@@ -340,16 +339,13 @@ class DistilBertSequenceHead(nn.Module):
         return self.classifier(self.dropout(x))  # (B, num_labels)
 
 
-class DistilBertTokenHead(nn.Module):
+def distilbert_token_head(
+    c: DistilBertConfig, num_labels: int, dropout: float | None = None
+) -> nn.Sequential:
     """``DistilBertForTokenClassification``: dropout → classifier, (B, L, H) -> (B, L, n)."""
-
-    def __init__(self, c: DistilBertConfig, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.dropout = Dropout(c.dropout if dropout is None else dropout)
-        self.classifier = new_linear(c.dim, num_labels, c.initializer_range)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, L, num_labels)
+    return dropout_classifier(
+        c.dim, num_labels, c.dropout if dropout is None else dropout, c.initializer_range
+    )
 
 
 class DistilBertMaskedLMHead(nn.Module):
@@ -379,7 +375,7 @@ DISTILBERT = EncoderFamily(
     read_config=DistilBertConfig.from_dict,
     build=lambda config, pooler: DistilBertModel(config),  # no pooler to add
     sequence_head=DistilBertSequenceHead,
-    token_head=DistilBertTokenHead,
+    token_head=distilbert_token_head,
     masked_lm_head=DistilBertMaskedLMHead,
     lora_targets=("q_lin", "v_lin"),  # BERT's query and value, by DistilBERT's names
 )

@@ -32,18 +32,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastbert.model.attention import packed_positions, padded_attention
-from fastbert.model.bert import BertConfig, BertEmbeddings, BertEncoder, new_linear
-from fastbert.model.dropout import Dropout
+from fastbert.model.bert import BertConfig, BertEmbeddings, BertEncoder
 from fastbert.model.family import EncoderFamily
 from fastbert.model.packed import PackedEncoder
+from fastbert.model.task_layers import dense_classifier, dropout_classifier, new_linear, task_dropout
 
 __all__ = [
     "ELECTRA",
     "ElectraConfig",
     "ElectraMaskedLMHead",
     "ElectraModel",
-    "ElectraSequenceHead",
-    "ElectraTokenHead",
 ]
 
 
@@ -194,52 +192,18 @@ class ElectraModel(PackedEncoder):
 
 
 # ---------------------------------------------------------------------------- task layers
-def _task_dropout(c: ElectraConfig, dropout: float | None) -> float:
-    """The dropout of a task layer: the caller's, else ``classifier_dropout``, else ``hidden_dropout_prob``."""
-    if dropout is not None:
-        return dropout
-    return c.hidden_dropout_prob if c.classifier_dropout is None else c.classifier_dropout
+def electra_sequence_head(c: ElectraConfig, num_labels: int, dropout: float | None = None) -> nn.Sequential:
+    """``ElectraForSequenceClassification``'s ``classifier`` on the first token: dense → GELU →
+    out_proj. GELU, not BERT's tanh: "although BERT uses tanh here, it seems Electra authors used
+    gelu" (transformers' comment); it is GELU whatever ``hidden_act`` says."""
+    p = task_dropout(dropout, c.classifier_dropout, c.hidden_dropout_prob)
+    return dense_classifier(c.hidden_size, num_labels, p, F.gelu, c.initializer_range)
 
 
-class ElectraClassificationHead(nn.Module):
-    """transformers' ``ElectraClassificationHead``: dropout → dense → GELU → dropout → out_proj.
-
-    GELU, not BERT's tanh: "although BERT uses tanh here, it seems Electra authors used gelu"
-    (transformers' comment); it is GELU whatever ``hidden_act`` says."""
-
-    def __init__(self, c: ElectraConfig, num_labels: int, dropout: float) -> None:
-        super().__init__()
-        self.dense = new_linear(c.hidden_size, c.hidden_size, c.initializer_range)
-        self.dropout = Dropout(dropout)
-        self.out_proj = new_linear(c.hidden_size, num_labels, c.initializer_range)
-
-    def forward(self, first_token: Tensor) -> Tensor:
-        x = self.dropout(first_token)  # (B, H)
-        x = F.gelu(self.dense(x))  # (B, H), exact (erf) GELU as transformers' "gelu"
-        return self.out_proj(self.dropout(x))  # (B, num_labels)
-
-
-class ElectraSequenceHead(nn.Module):
-    """``ElectraForSequenceClassification``'s ``classifier``, on the first token's vector (B, H)."""
-
-    def __init__(self, c: ElectraConfig, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.classifier = ElectraClassificationHead(c, num_labels, _task_dropout(c, dropout))
-
-    def forward(self, pooled: Tensor) -> Tensor:
-        return self.classifier(pooled)  # (B, H) -> (B, num_labels)
-
-
-class ElectraTokenHead(nn.Module):
-    """``ElectraForTokenClassification``: dropout → classifier on every token, (B, L, H) -> (B, L, n)."""
-
-    def __init__(self, c: ElectraConfig, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.dropout = Dropout(_task_dropout(c, dropout))
-        self.classifier = new_linear(c.hidden_size, num_labels, c.initializer_range)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, L, H) -> (B, L, num_labels)
+def electra_token_head(c: ElectraConfig, num_labels: int, dropout: float | None = None) -> nn.Sequential:
+    """``ElectraForTokenClassification``: dropout → classifier on every token."""
+    p = task_dropout(dropout, c.classifier_dropout, c.hidden_dropout_prob)
+    return dropout_classifier(c.hidden_size, num_labels, p, c.initializer_range)
 
 
 class ElectraGeneratorPredictions(nn.Module):
@@ -278,7 +242,7 @@ ELECTRA = EncoderFamily(
     prefix="electra",
     read_config=ElectraConfig.from_dict,
     build=lambda config, pooler: ElectraModel(config),  # no pooler to add: ELECTRA has none
-    sequence_head=ElectraSequenceHead,
-    token_head=ElectraTokenHead,
+    sequence_head=electra_sequence_head,
+    token_head=electra_token_head,
     masked_lm_head=ElectraMaskedLMHead,
 )

@@ -31,18 +31,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastbert.model.attention import packed_positions
-from fastbert.model.bert import BertConfig, BertEmbeddings, BertEncoder, new_linear
-from fastbert.model.dropout import Dropout
+from fastbert.model.bert import BertConfig, BertEmbeddings, BertEncoder
 from fastbert.model.family import EncoderFamily
 from fastbert.model.packed import PackedEncoder
+from fastbert.model.task_layers import dense_classifier, dropout_classifier, new_linear, task_dropout
 
 __all__ = [
     "ROBERTA",
     "RobertaConfig",
     "RobertaMaskedLMHead",
     "RobertaModel",
-    "RobertaSequenceHead",
-    "RobertaTokenHead",
 ]
 
 #: ``model_type`` of config.json → transformers' class-name stem.
@@ -162,48 +160,17 @@ class RobertaModel(PackedEncoder):
 
 
 # ---------------------------------------------------------------------------- task layers
-def classifier_dropout(c: RobertaConfig, dropout: float | None) -> float:
-    """The task layers' dropout: the caller's, else ``classifier_dropout``, else the hidden one."""
-    if dropout is not None:
-        return dropout
-    return c.hidden_dropout_prob if c.classifier_dropout is None else c.classifier_dropout
+def roberta_sequence_head(c: RobertaConfig, num_labels: int, dropout: float | None = None) -> nn.Sequential:
+    """``RobertaForSequenceClassification``'s ``classifier``: dense → tanh → out_proj over the first
+    token (no pooler)."""
+    p = task_dropout(dropout, c.classifier_dropout, c.hidden_dropout_prob)
+    return dense_classifier(c.hidden_size, num_labels, p, torch.tanh, c.initializer_range)
 
 
-class RobertaClassificationHead(nn.Module):
-    """transformers' ``RobertaClassificationHead``, on the first token's vector (B, H)."""
-
-    def __init__(self, c: RobertaConfig, num_labels: int, dropout: float) -> None:
-        super().__init__()
-        self.dense = new_linear(c.hidden_size, c.hidden_size, c.initializer_range)
-        self.dropout = Dropout(dropout)
-        self.out_proj = new_linear(c.hidden_size, num_labels, c.initializer_range)
-
-    def forward(self, first: Tensor) -> Tensor:
-        x = torch.tanh(self.dense(self.dropout(first)))  # (B, H)
-        return self.out_proj(self.dropout(x))  # (B, num_labels)
-
-
-class RobertaSequenceHead(nn.Module):
-    """``RobertaForSequenceClassification``'s ``classifier`` over the first token (no pooler)."""
-
-    def __init__(self, c: RobertaConfig, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.classifier = RobertaClassificationHead(c, num_labels, classifier_dropout(c, dropout))
-
-    def forward(self, pooled: Tensor) -> Tensor:
-        return self.classifier(pooled)  # (B, H) -> (B, num_labels)
-
-
-class RobertaTokenHead(nn.Module):
+def roberta_token_head(c: RobertaConfig, num_labels: int, dropout: float | None = None) -> nn.Sequential:
     """``RobertaForTokenClassification``: dropout → classifier on every token."""
-
-    def __init__(self, c: RobertaConfig, num_labels: int, dropout: float | None = None) -> None:
-        super().__init__()
-        self.dropout = Dropout(classifier_dropout(c, dropout))
-        self.classifier = new_linear(c.hidden_size, num_labels, c.initializer_range)
-
-    def forward(self, hidden: Tensor) -> Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, L, H) -> (B, L, num_labels)
+    p = task_dropout(dropout, c.classifier_dropout, c.hidden_dropout_prob)
+    return dropout_classifier(c.hidden_size, num_labels, p, c.initializer_range)
 
 
 class RobertaLMHead(nn.Module):
@@ -245,7 +212,7 @@ ROBERTA = EncoderFamily(
     read_config=RobertaConfig.from_dict,
     # RoBERTa's task models have no pooler; AutoModel's pooler weights are left unused.
     build=lambda config, pooler: RobertaModel(config),
-    sequence_head=RobertaSequenceHead,
-    token_head=RobertaTokenHead,
+    sequence_head=roberta_sequence_head,
+    token_head=roberta_token_head,
     masked_lm_head=RobertaMaskedLMHead,
 )
