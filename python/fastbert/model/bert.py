@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -123,10 +123,21 @@ class BertSelfAttention(nn.Module):
         self.dropout_p = c.attention_probs_dropout_prob
 
 
+class FeedForwardConfig(Protocol):
+    """What `BertSelfOutput` and `BertIntermediate` read: DeBERTa's config has it too, and its
+    layers are BERT's there."""
+
+    hidden_size: int
+    intermediate_size: int
+    hidden_act: str
+    hidden_dropout_prob: float
+    layer_norm_eps: float
+
+
 class BertSelfOutput(nn.Module):
     """dense → dropout → add residual → LayerNorm (``BertSelfOutput`` and ``BertOutput`` alike)."""
 
-    def __init__(self, c: BertConfig, in_features: int | None = None) -> None:
+    def __init__(self, c: FeedForwardConfig, in_features: int | None = None) -> None:
         super().__init__()
         self.dense = nn.Linear(in_features or c.hidden_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
@@ -144,7 +155,7 @@ class BertAttention(nn.Module):
 
 
 class BertIntermediate(nn.Module):
-    def __init__(self, c: BertConfig) -> None:
+    def __init__(self, c: FeedForwardConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
         self.act = ACTIVATIONS[c.hidden_act]

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from fastbert.model.activations import ACTIVATIONS
 from fastbert.model.attention import Attend, Repadder, first_query_attention, packed_positions
+from fastbert.model.bert import BertIntermediate, BertSelfOutput
 from fastbert.model.deberta_config import DebertaV2Config
 from fastbert.model.dropout import Dropout, dropout, fast_dropout_applies
 from fastbert.model.family import EncoderFamily
@@ -245,42 +246,19 @@ class DisentangledSelfAttention(nn.Module):
         return r.unpad(ctx.transpose(1, 2)).reshape(x_out.shape)  # (T, H)
 
 
-class DebertaV2SelfOutput(nn.Module):
-    """dense → dropout → add residual → LayerNorm (``DebertaV2SelfOutput`` and ``DebertaV2Output`` alike)."""
-
-    def __init__(self, c: DebertaV2Config, in_features: int | None = None) -> None:
-        super().__init__()
-        self.dense = nn.Linear(in_features or c.hidden_size, c.hidden_size)
-        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
-        self.dropout = Dropout(c.hidden_dropout_prob)
-
-    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class DebertaV2Attention(nn.Module):
     def __init__(self, c: DebertaV2Config) -> None:
         super().__init__()
         self.self = DisentangledSelfAttention(c)
-        self.output = DebertaV2SelfOutput(c)
-
-
-class DebertaV2Intermediate(nn.Module):
-    def __init__(self, c: DebertaV2Config) -> None:
-        super().__init__()
-        self.dense = nn.Linear(c.hidden_size, c.intermediate_size)
-        self.act = ACTIVATIONS[c.hidden_act]
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.dense(x))
+        self.output = BertSelfOutput(c)
 
 
 class DebertaV2Layer(nn.Module):
     def __init__(self, c: DebertaV2Config) -> None:
         super().__init__()
         self.attention = DebertaV2Attention(c)
-        self.intermediate = DebertaV2Intermediate(c)
-        self.output = DebertaV2SelfOutput(c, in_features=c.intermediate_size)
+        self.intermediate = BertIntermediate(c)
+        self.output = BertSelfOutput(c, in_features=c.intermediate_size)
 
     def forward(
         self, x: Tensor, rel_embeddings: Tensor | None, plan: AttentionPlan, rows: Tensor | None = None
