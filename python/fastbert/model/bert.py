@@ -69,7 +69,7 @@ class BertConfig:
             )
         if config.hidden_act not in ACTIVATIONS:
             raise ValueError(
-                f"{source}: hidden_act={config.hidden_act!r} is not one of {sorted(ACTIVATIONS)}"
+                f"{source}: hidden_act={config.hidden_act!r} is not one of {', '.join(sorted(ACTIVATIONS))}"
             )
         if config.hidden_size % config.num_attention_heads:
             raise ValueError(

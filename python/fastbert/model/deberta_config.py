@@ -94,7 +94,7 @@ class DebertaV2Config:
             (
                 all(t in _POSITION_TERMS for t in config.pos_att_type or []),
                 "pos_att_type",
-                f"{config.pos_att_type!r} may only hold {list(_POSITION_TERMS)}",
+                f"{config.pos_att_type!r} may only hold {' and '.join(_POSITION_TERMS)}",
             ),
             (
                 all(t in ("none", "layer_norm") for t in config.rel_norms),
@@ -119,7 +119,9 @@ class DebertaV2Config:
         ]
         for name in ("hidden_act", "pooler_hidden_act", "conv_act"):
             value = getattr(config, name)
-            checks.append((value in ACTIVATIONS, name, f"{value!r} is not one of {sorted(ACTIVATIONS)}"))
+            checks.append(
+                (value in ACTIVATIONS, name, f"{value!r} is not one of {', '.join(sorted(ACTIVATIONS))}")
+            )
         for ok, name, why in checks:
             if not ok:
                 raise ValueError(f"{source}: {name}={why}")

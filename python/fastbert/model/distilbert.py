@@ -138,7 +138,9 @@ class DistilBertConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{source}: {name}={value!r} must be a probability in [0, 1)")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"{source}: activation={self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"{source}: activation={self.activation!r} is not one of {', '.join(sorted(ACTIVATIONS))}"
+            )
         if self.dim % self.n_heads:
             raise ValueError(f"{source}: dim {self.dim} is not a multiple of n_heads {self.n_heads}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:

@@ -250,7 +250,7 @@ def _validate(c: ModernBertConfig, source: str) -> None:
         fail(f"hidden_size / num_attention_heads = {c.head_size} must be even (RoPE rotates pairs)")
     for name in ("hidden_activation", "classifier_activation"):
         if getattr(c, name) not in ACTIVATIONS:
-            fail(f"{name}={getattr(c, name)!r} is not one of {sorted(ACTIVATIONS)}")
+            fail(f"{name}={getattr(c, name)!r} is not one of {', '.join(sorted(ACTIVATIONS))}")
     if c.classifier_pooling not in ("cls", "mean"):
         fail(f"classifier_pooling={c.classifier_pooling!r} is not 'cls' or 'mean'")
     if c.global_attn_every_n_layers < 1:

@@ -223,7 +223,7 @@ class PackedEncoder(nn.Module):
         missing = [k for k in own if k not in mapped and not k.startswith(self.optional_weights)]
         if missing:
             raise ValueError(
-                f"{source}: checkpoint lacks encoder weights {missing[:5]}{'…' if len(missing) > 5 else ''}"
+                f"{source}: checkpoint lacks encoder weights {', '.join(missing[:5])}{', …' if len(missing) > 5 else ''}"
                 f"{self.missing_weights_hint(missing)}"
             )
         for k, v in mapped.items():
